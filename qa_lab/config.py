@@ -1,0 +1,88 @@
+"""Checks on the composed config before anything expensive starts, and the config's own resolvers."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+from qa_lab.errors import ConfigError
+from qa_lab.model import position_limit
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+OBJECTIVES = ("f1", "exact_match")
+
+
+def package_path(package: str, *parts: str) -> str:
+    """`${package_path:pkg,sub}`: a folder shipped inside an installed package, found at run time."""
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        raise ConfigError(
+            f"the package '{package}' is not installed", fix=f"pip install {package.replace('_', '-')}"
+        ) from None
+    return str(Path(str(root)).joinpath(*parts))
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("package_path"):
+        OmegaConf.register_new_resolver("package_path", package_path)
+
+
+def validate_settings(cfg: DictConfig) -> None:
+    """Checks that need no model: value ranges and files."""
+    data, trainer = cfg.data, cfg.trainer
+    _require(data.max_length > 0, "data.max_length", f"must be positive, got {data.max_length}", "e.g. data.max_length=384")
+    _require(data.stride >= 0, "data.stride", f"must be >= 0, got {data.stride}", "e.g. data.stride=128")
+    _require(data.max_question_tokens > 0, "data.max_question_tokens", "must be positive", "e.g. 64")
+    if data.source == "files":
+        for key in ("train_file", "validation_file"):
+            path = data[key]
+            _require(
+                path is None or Path(path).is_file(),
+                f"data.{key}",
+                f"no such file: {path}",
+                "give the path of a SQuAD-format file (JSON, JSONL, CSV or Parquet)",
+            )
+    for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        _require(trainer[key] >= 1, f"trainer.{key}", f"must be >= 1, got {trainer[key]}", f"e.g. trainer.{key}=1")
+    _require(trainer.lr > 0, "trainer.lr", f"must be positive, got {trainer.lr}", "e.g. trainer.lr=5e-5")
+    _require(0 <= trainer.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)", "e.g. 0.1")
+    _require(
+        trainer.mixed_precision in MIXED_PRECISION,
+        "trainer.mixed_precision",
+        f"unknown value '{trainer.mixed_precision}'",
+        f"one of {MIXED_PRECISION}",
+    )
+    _require(cfg.objective in OBJECTIVES, "objective", f"unknown objective '{cfg.objective}'", f"one of {OBJECTIVES}")
+
+
+def validate_for_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase, model_config: PretrainedConfig) -> None:
+    """Checks that need the tokenizer and the model's config: window geometry and length limits."""
+    data = cfg.data
+    limit = position_limit(model_config)
+    _require(
+        data.max_length <= limit,
+        "data.max_length",
+        f"{data.max_length} is above the limit of '{cfg.model.name_or_path}' ({limit} tokens)",
+        f"use data.max_length={limit} or less",
+    )
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    room = data.max_length - data.max_question_tokens - special
+    _require(
+        data.stride < room,
+        "data.stride",
+        f"stride {data.stride} leaves no new context token per window: a window of data.max_length="
+        f"{data.max_length} holds up to data.max_question_tokens={data.max_question_tokens} question tokens "
+        f"and {special} special tokens, so at most {room} context tokens, of which the stride repeats "
+        f"{data.stride}",
+        f"use data.stride={max(room // 2, 0)} or less (must be below {room}), raise data.max_length, "
+        "or lower data.max_question_tokens",
+    )
+
+
+def _require(condition: bool, key: str, what: str, fix: str) -> None:
+    if not condition:
+        raise ConfigError(what, where=key, fix=fix)

@@ -1,0 +1,127 @@
+"""Where a run's numbers go: metrics.jsonl in the run directory always, Weights & Biases when enabled.
+
+W&B runs online when an API key is configured and the server answers, offline otherwise (files under the
+run directory, uploaded later with `wandb sync`). A W&B failure never stops training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+from omegaconf import DictConfig, OmegaConf
+
+from qa_lab.artifacts import append_jsonl
+
+log = logging.getLogger(__name__)
+
+SECRET_SUFFIXES = ("_token", "_key", "token", "password", "secret", "api_key")
+REDACTED = "<redacted>"
+
+
+def redact(value: Any) -> Any:
+    """Replace values of secret-looking keys (`*_token`, `*_key`, passwords) in nested config containers."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _is_secret(str(k)) and v is not None else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _is_secret(key: str) -> bool:
+    return key.lower().endswith(SECRET_SUFFIXES)
+
+
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    return redact(OmegaConf.to_container(cfg, resolve=True))
+
+
+class Tracker:
+    """metrics.jsonl plus an optional W&B run with per-epoch metrics against an `epoch` axis."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.wandb_run = None
+        self.wandb_mode: str | None = None
+        if enabled and cfg.logger.name == "wandb":
+            self.wandb_run = self._start_wandb(cfg, run_dir)
+
+    def _start_wandb(self, cfg: DictConfig, run_dir: Path):
+        settings = cfg.logger
+        mode = settings.mode if settings.mode != "auto" else ("online" if _wandb_online(settings.probe_timeout) else "offline")
+        try:
+            import wandb
+
+            run = wandb.init(
+                project=settings.project,
+                entity=settings.entity,
+                group=settings.group,
+                job_type=settings.job_type,
+                tags=list(settings.tags),
+                name=f"{cfg.run_name}-{run_dir.name}",
+                config=plain_config(cfg),
+                dir=str(run_dir),
+                mode=mode,
+                settings=wandb.Settings(quiet=True, console="off"),
+            )
+            run.define_metric("epoch")
+            run.define_metric("eval/*", step_metric="epoch")
+            run.define_metric("eval/f1", step_metric="epoch", summary="max")
+            run.define_metric("eval/exact_match", step_metric="epoch", summary="max")
+            run.define_metric("train/step")
+            run.define_metric("train/*", step_metric="train/step")
+        except Exception as error:  # noqa: BLE001 - tracking must never cost the run
+            log.warning("W&B did not start (%s: %s); the run goes on, metrics are in %s", type(error).__name__, error, self.metrics_path)
+            return None
+        self.wandb_mode = mode
+        log.info("W&B run %s (%s mode) in %s", run.id, mode, run.dir)
+        return run
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        if self.wandb_run is not None:
+            self.wandb_run.log({"train/step": step, **{f"train/{k}": v for k, v in values.items()}})
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        append_jsonl(self.metrics_path, record)
+        if self.wandb_run is not None:
+            self.wandb_run.log({"epoch": record["epoch"], **{f"eval/{k}": v for k, v in record.items() if k != "epoch"}})
+
+    def finish(self, summary: dict[str, Any] | None, failed: bool) -> None:
+        if self.wandb_run is None:
+            return
+        try:
+            if summary:
+                self.wandb_run.summary.update({f"best/{k}": v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            self.wandb_run.finish(exit_code=1 if failed else 0)
+        except Exception as error:  # noqa: BLE001
+            log.warning("W&B did not close cleanly (%s); run files may be incomplete", error)
+        self.wandb_run = None
+
+
+def _wandb_online(timeout: float) -> bool:
+    """Online only with a key and a server that answers; otherwise offline, without waiting on retries."""
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_wandb()
+    if not has_key or os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        return False
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    try:
+        httpx.head(base, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def _netrc_has_wandb() -> bool:
+    import netrc
+
+    try:
+        hosts = netrc.netrc(os.environ.get("NETRC")).hosts
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    return any("wandb" in host for host in hosts)

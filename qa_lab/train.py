@@ -1,0 +1,214 @@
+"""The experiment: fine-tune with a custom Accelerate loop, evaluate EM/F1 after every epoch, keep the best.
+
+What a run leaves in its directory: metrics.jsonl (one line per epoch), predictions.json and
+nbest_predictions.json of the best epoch, best/ (model + tokenizer), summary.json, data_report.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from qa_lab import batching, provenance
+from qa_lab.artifacts import write_directory, write_json
+from qa_lab.config import validate_for_model, validate_settings
+from qa_lab.data import fingerprint, load_splits
+from qa_lab.errors import QALabError
+from qa_lab.evaluation import predict_logits, score
+from qa_lab.features import WindowSpec, cached_windows
+from qa_lab.model import load_config, load_model, load_tokenizer
+from qa_lab.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+LENGTH_GROUP_BATCHES = 50  # batches per length-sorted group in the training order
+
+
+class NonFiniteLossError(QALabError):
+    """Training diverged: continuing would only burn compute."""
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one experiment and return its objective (cfg.objective at the best epoch)."""
+    started = time.perf_counter()
+    validate_settings(cfg)
+    trainer = cfg.trainer
+    run_dir = Path(cfg.paths.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=trainer.mixed_precision,
+        gradient_accumulation_steps=trainer.gradient_accumulation_steps,
+        cpu=trainer.cpu,
+    )
+    set_seed(trainer.seed)
+
+    tokenizer = load_tokenizer(cfg.model, cfg.hub_timeout)
+    validate_for_model(cfg, tokenizer, load_config(cfg.model, cfg.hub_timeout))
+    spec = WindowSpec(cfg.data.max_length, cfg.data.stride, cfg.data.max_question_tokens, cfg.data.preprocessing_batch_size)
+    with accelerator.main_process_first():
+        splits = load_splits(cfg.data, cfg.hub_timeout)
+        train_windows, train_hit = cached_windows(tokenizer, splits.train, spec, False, cfg.paths.cache_dir)
+        eval_windows, eval_hit = cached_windows(tokenizer, splits.validation, spec, True, cfg.paths.cache_dir)
+    log.info(
+        "data: %d train examples -> %d windows%s, %d validation examples -> %d windows%s",
+        len(splits.train), len(train_windows), " (cached)" if train_hit else "",
+        len(splits.validation), len(eval_windows), " (cached)" if eval_hit else "",
+    )
+    data_report = {
+        "splits": {name: asdict(report) for name, report in splits.report.items()},
+        "features": {"train": asdict(train_windows.stats), "validation": asdict(eval_windows.stats)},
+        "fingerprints": {"train": fingerprint(splits.train), "validation": fingerprint(splits.validation)},
+    }
+
+    model = load_model(cfg.model, cfg.hub_timeout, trainer.seed)
+    pad_left = tokenizer.padding_side == "left"
+    train_loader = batching.train_loader(
+        train_windows, trainer.batch_size, trainer.seed, tokenizer.pad_token_id, pad_left,
+        LENGTH_GROUP_BATCHES, trainer.group_by_length,
+    )
+    eval_loader = batching.eval_loader(eval_windows, trainer.eval_batch_size, tokenizer.pad_token_id, pad_left)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr)
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / trainer.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * trainer.epochs
+    if trainer.max_steps is not None:
+        total_steps = min(total_steps, trainer.max_steps)
+    warmup = trainer.warmup_steps if trainer.warmup_steps is not None else math.ceil(trainer.warmup_ratio * total_steps)
+    # the prepared scheduler steps once per process at every optimiser step
+    scheduler = accelerator.prepare(
+        get_linear_schedule_with_warmup(
+            optimizer, warmup * accelerator.num_processes, total_steps * accelerator.num_processes
+        )
+    )
+
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "data_report.json", data_report)
+    tracker = Tracker(cfg, run_dir, enabled=accelerator.is_main_process)
+    best: dict[str, Any] | None = None
+    failed = True
+    try:
+        step = 0
+        for epoch in range(1, trainer.epochs + 1):
+            train_loader.set_epoch(epoch)
+            epoch_started = time.perf_counter()
+            loss_sum, loss_count, samples, step = _train_epoch(
+                model, train_loader, optimizer, scheduler, accelerator, tracker, trainer, step, total_steps, epoch
+            )
+            train_seconds = time.perf_counter() - epoch_started
+            eval_started = time.perf_counter()
+            start_logits, end_logits = predict_logits(model, eval_loader, accelerator, eval_windows, pad_left)
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": loss_sum / max(loss_count, 1),
+                "learning_rate": scheduler.get_last_lr()[0],
+                "train_samples_per_second": samples / train_seconds,
+                "train_seconds": train_seconds,
+            }
+            if accelerator.is_main_process:
+                evaluation = score(
+                    start_logits, end_logits, eval_windows, splits.validation,
+                    cfg.postprocess.n_best, cfg.postprocess.max_answer_length,
+                )
+                record |= {"exact_match": evaluation.metrics["exact_match"], "f1": evaluation.metrics["f1"]}
+                record["eval_seconds"] = time.perf_counter() - eval_started
+                tracker.log_epoch(record)
+                log.info(
+                    "epoch %d | loss %.4f | EM %.2f | F1 %.2f | train %.0fs (%.1f samples/s) | eval %.0fs",
+                    epoch, record["train_loss"], record["exact_match"], record["f1"],
+                    train_seconds, record["train_samples_per_second"], record["eval_seconds"],
+                )
+                if best is None or record[cfg.objective] > best[cfg.objective]:
+                    best = record
+                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer)
+            accelerator.wait_for_everyone()
+            if trainer.max_steps is not None and step >= trainer.max_steps:
+                break
+        failed = False
+    finally:
+        summary = None
+        if accelerator.is_main_process and best is not None:
+            summary = _summary(cfg, best, started, data_report, tracker)
+            write_json(run_dir / "summary.json", summary)
+        tracker.finish(best, failed)
+    return float(best[cfg.objective]) if best is not None else float("nan")
+
+
+def _train_epoch(model, loader, optimizer, scheduler, accelerator, tracker, trainer, step, total_steps, epoch):
+    """One pass over the training windows; returns (loss sum, loss count, samples seen, optimiser step)."""
+    model.train()
+    loss_sum, loss_count, samples = 0.0, 0, 0
+    progress = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not accelerator.is_main_process)
+    for batch in progress:
+        batch.pop("window_index")
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the training loss became {loss.item()} at optimiser step {step}, epoch {epoch}",
+                    where="trainer",
+                    fix="lower trainer.lr, keep trainer.max_grad_norm set, or use trainer.mixed_precision=no",
+                )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and trainer.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        loss_sum += loss.item()
+        loss_count += 1
+        samples += len(batch["input_ids"]) * accelerator.num_processes
+        if accelerator.sync_gradients:
+            step += 1
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+            if step % trainer.log_every_n_steps == 0:
+                tracker.log_step(step, {"loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]})
+            if step >= total_steps:
+                break
+    return loss_sum, loss_count, samples, step
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only: not on biases and normalisation weights."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if name.endswith(NO_DECAY) else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _save_best(run_dir: Path, evaluation, model, tokenizer) -> None:
+    write_json(run_dir / "predictions.json", evaluation.answers)
+    write_json(run_dir / "nbest_predictions.json", evaluation.nbest)
+
+    def fill(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    write_directory(run_dir / "best", fill)
+
+
+def _summary(cfg: DictConfig, best: dict[str, Any], started: float, data_report: dict, tracker: Tracker) -> dict[str, Any]:
+    return {
+        "best_epoch": best["epoch"],
+        "objective": cfg.objective,
+        "best": best,
+        "wall_seconds": time.perf_counter() - started,
+        "seed": cfg.trainer.seed,
+        "model": cfg.model.name_or_path,
+        "data": cfg.data.short_name,
+        "data_fingerprints": data_report["fingerprints"],
+        "wandb_mode": tracker.wandb_mode,
+        **provenance.describe(),
+    }

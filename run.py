@@ -1,0 +1,18 @@
+"""qa-lab's entry point: `python run.py [group=option ...] [key=value ...]`, or `-m` for a sweep."""
+
+import hydra
+from omegaconf import DictConfig
+
+from qa_lab.cli import run_experiment
+from qa_lab.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run_experiment(cfg)
+
+
+if __name__ == "__main__":
+    main()
