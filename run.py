@@ -9,7 +9,7 @@ from qa_lab.config import register_resolvers
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     return run_experiment(cfg)
 

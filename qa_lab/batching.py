@@ -92,9 +92,25 @@ def train_loader(windows: Windows, batch_size: int, seed: int, pad_token_id: int
     return DataLoader(WindowIndex(len(windows)), batch_sampler=sampler, collate_fn=collate)
 
 
+class LongestFirstBatches(Sampler[list[int]]):
+    """Evaluation batches of windows sorted by length, so each batch is padded as little as possible.
+
+    Every batch but the last has `batch_size` windows: Accelerate then knows how many duplicates the
+    even split across processes adds at the tail, and gather_for_metrics drops them.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int) -> None:
+        self.order, self.batch_size = np.argsort(-lengths, kind="stable"), batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.order), self.batch_size):
+            yield self.order[i : i + self.batch_size].tolist()
+
+
 def eval_loader(windows: Windows, batch_size: int, pad_token_id: int, pad_left: bool) -> DataLoader:
-    """Batches of windows sorted by length (least padding); each batch carries its window numbers."""
-    order = np.argsort(-windows.lengths, kind="stable")
-    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    """Batches carry their window numbers, so logits land at their window whatever the order."""
     collate = Collator(windows, pad_token_id, pad_left, with_labels=False)
-    return DataLoader(WindowIndex(len(windows)), batch_sampler=batches, collate_fn=collate)
+    return DataLoader(WindowIndex(len(windows)), batch_sampler=LongestFirstBatches(windows.lengths, batch_size), collate_fn=collate)

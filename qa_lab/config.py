@@ -27,8 +27,7 @@ def package_path(package: str, *parts: str) -> str:
 
 
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("package_path"):
-        OmegaConf.register_new_resolver("package_path", package_path)
+    OmegaConf.register_resolver("package_path", package_path, replace=True)
 
 
 def validate_settings(cfg: DictConfig) -> None:

@@ -46,11 +46,11 @@ def predict_logits(
         logits = accelerator.pad_across_processes(logits, dim=2, pad_index=float("-inf"), pad_first=pad_left)
         index, logits = accelerator.gather_for_metrics((batch["window_index"], logits))
         if accelerator.is_main_process:
-            _store_logits(start, end, index.cpu().numpy(), logits.cpu().numpy(), windows.lengths, pad_left)
+            store_logits(start, end, index.cpu().numpy(), logits.cpu().numpy(), windows.lengths, pad_left)
     return start, end
 
 
-def _store_logits(
+def store_logits(
     start: np.ndarray, end: np.ndarray, index: np.ndarray, logits: np.ndarray, lengths: np.ndarray, pad_left: bool
 ) -> None:
     """Write a batch's logits at their windows' token positions (undoing left padding)."""

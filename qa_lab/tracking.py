@@ -18,6 +18,7 @@ from qa_lab.artifacts import append_jsonl
 
 log = logging.getLogger(__name__)
 
+EVAL_KEYS = ("exact_match", "f1", "eval_seconds")  # per-epoch keys logged under eval/, the rest under epoch/
 SECRET_SUFFIXES = ("_token", "_key", "token", "password", "secret", "api_key")
 REDACTED = "<redacted>"
 
@@ -70,6 +71,7 @@ class Tracker:
             )
             run.define_metric("epoch")
             run.define_metric("eval/*", step_metric="epoch")
+            run.define_metric("epoch/*", step_metric="epoch")
             run.define_metric("eval/f1", step_metric="epoch", summary="max")
             run.define_metric("eval/exact_match", step_metric="epoch", summary="max")
             run.define_metric("train/step")
@@ -90,7 +92,9 @@ class Tracker:
             return
         append_jsonl(self.metrics_path, record)
         if self.wandb_run is not None:
-            self.wandb_run.log({"epoch": record["epoch"], **{f"eval/{k}": v for k, v in record.items() if k != "epoch"}})
+            scores = {f"eval/{key}": record[key] for key in EVAL_KEYS if key in record}
+            training = {f"epoch/{key}": value for key, value in record.items() if key not in EVAL_KEYS and key != "epoch"}
+            self.wandb_run.log({"epoch": record["epoch"], **scores, **training})
 
     def finish(self, summary: dict[str, Any] | None, failed: bool) -> None:
         if self.wandb_run is None:

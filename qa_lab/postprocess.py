@@ -1,0 +1,171 @@
+"""Logits -> answer spans: the best start+end pair across all windows of each example.
+
+For every window the `n_best` highest start and end logits form n_best x n_best candidate spans; a span
+is valid when both ends are context tokens, end >= start and it is at most `max_answer_length` tokens.
+The answer is the valid span with the highest start+end logit over all windows of the example, or ""
+when there is none. `postprocess` does this with array operations over all windows at once;
+`postprocess_reference` is the seeds' Python loop (the Hugging Face course), kept as the baseline that
+tests and the benchmark compare against: both give the same answers, ties included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NOT_CONTEXT = -1  # offset of question, special and padding tokens (see features.py)
+CHUNK_WINDOWS = 4096  # windows scored at once: bounds memory at CHUNK_WINDOWS * n_best^2 floats
+
+
+@dataclass
+class Postprocessed:
+    answers: list[str]  # per example, "" when no valid span
+    scores: np.ndarray  # float32 (n_examples,): best start+end logit, -inf when none
+    start_char: np.ndarray  # int64 (n_examples,), -1 when none
+    end_char: np.ndarray  # int64 (n_examples,), -1 when none
+    nbest: list[list[dict]]  # per example: up to n_best distinct spans over its windows, best first
+
+
+@dataclass
+class _Candidates:
+    """The n_best best valid spans of each window, best first (invalid ones have score -inf)."""
+
+    score: np.ndarray  # float32 (W, n)
+    start_token: np.ndarray  # int64 (W, n)
+    end_token: np.ndarray  # int64 (W, n)
+    start_logit: np.ndarray  # float32 (W, n)
+    end_logit: np.ndarray  # float32 (W, n)
+
+
+def _window_candidates(
+    start_logits: np.ndarray, end_logits: np.ndarray, offsets: np.ndarray, n_best: int, max_answer_length: int
+) -> _Candidates:
+    """Score the n_best x n_best (start, end) pairs of each window in loop order (start rank, end rank)."""
+    rows = np.arange(len(start_logits))[:, None]
+    # same ordering as the reference's np.argsort(logits)[-1:-n_best-1:-1]
+    starts = np.argsort(start_logits, axis=1)[:, ::-1][:, :n_best]
+    ends = np.argsort(end_logits, axis=1)[:, ::-1][:, :n_best]
+    start_value, end_value = start_logits[rows, starts], end_logits[rows, ends]
+    scores = start_value[:, :, None] + end_value[:, None, :]
+    length = ends[:, None, :] - starts[:, :, None] + 1
+    valid = (
+        (offsets[rows, starts, 0] != NOT_CONTEXT)[:, :, None]
+        & (offsets[rows, ends, 0] != NOT_CONTEXT)[:, None, :]
+        & (length >= 1)
+        & (length <= max_answer_length)
+    )
+    flat = np.where(valid, scores, -np.inf).reshape(len(scores), -1)
+    # stable sort: among equal scores the earlier pair in loop order comes first, as in the reference
+    order = np.argsort(-flat, axis=1, kind="stable")[:, :n_best]
+    start_rank, end_rank = np.divmod(order, ends.shape[1])
+    return _Candidates(
+        score=np.take_along_axis(flat, order, axis=1).astype(np.float32),
+        start_token=np.take_along_axis(starts, start_rank, axis=1),
+        end_token=np.take_along_axis(ends, end_rank, axis=1),
+        start_logit=np.take_along_axis(start_value, start_rank, axis=1),
+        end_logit=np.take_along_axis(end_value, end_rank, axis=1),
+    )
+
+
+def postprocess(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    example_index: np.ndarray,
+    contexts: Sequence[str],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> Postprocessed:
+    """Best span per example plus its n-best list, with array operations over all windows."""
+    n_windows, n_examples = len(start_logits), len(contexts)
+    chunks = [
+        _window_candidates(
+            start_logits[i : i + CHUNK_WINDOWS], end_logits[i : i + CHUNK_WINDOWS], offsets[i : i + CHUNK_WINDOWS], n_best, max_answer_length
+        )
+        for i in range(0, n_windows, CHUNK_WINDOWS)
+    ]
+    fields = ("score", "start_token", "end_token", "start_logit", "end_logit")
+    if chunks:
+        merged = {name: np.concatenate([getattr(chunk, name) for chunk in chunks]).ravel() for name in fields}
+    else:
+        merged = {name: np.zeros(0) for name in fields}
+    per_window = chunks[0].score.shape[1] if chunks else 0
+    window = np.repeat(np.arange(n_windows), per_window)
+    example = np.asarray(example_index, dtype=np.int64)[window]
+    keep = np.isfinite(merged["score"])
+    window, example = window[keep], example[keep]
+    candidate = {name: value[keep] for name, value in merged.items()}
+    start_char = offsets[window, candidate["start_token"], 0].astype(np.int64)
+    end_char = offsets[window, candidate["end_token"], 1].astype(np.int64)
+
+    # rank every example's candidates: by example, then best score; ties keep window and loop order
+    order = np.lexsort((-candidate["score"], example))
+    example, start_char, end_char = example[order], start_char[order], end_char[order]
+    candidate = {name: value[order] for name, value in candidate.items()}
+    # the same span found in two overlapping windows is one candidate (its best score is kept)
+    _, first = np.unique(np.stack([example, start_char, end_char]), axis=1, return_index=True)
+    distinct = np.zeros(len(example), dtype=bool)
+    distinct[first] = True
+    group_start = np.searchsorted(example, example, side="left")
+    best = np.arange(len(example)) == group_start
+
+    answers = [""] * n_examples
+    scores = np.full(n_examples, -np.inf, dtype=np.float32)
+    best_start, best_end = np.full(n_examples, -1, dtype=np.int64), np.full(n_examples, -1, dtype=np.int64)
+    scores[example[best]], best_start[example[best]], best_end[example[best]] = candidate["score"][best], start_char[best], end_char[best]
+    nbest: list[list[dict]] = [[] for _ in range(n_examples)]
+    distinct_before = np.cumsum(distinct) - 1
+    rank = distinct_before - distinct_before[group_start]  # among the example's distinct spans
+    for i in np.flatnonzero(distinct & (rank < n_best)):
+        text = contexts[example[i]][start_char[i] : end_char[i]]
+        nbest[example[i]].append(
+            {
+                "text": text,
+                "score": float(candidate["score"][i]),
+                "start_logit": float(candidate["start_logit"][i]),
+                "end_logit": float(candidate["end_logit"][i]),
+                "start_char": int(start_char[i]),
+                "end_char": int(end_char[i]),
+            }
+        )
+    for e in np.flatnonzero(best_start >= 0):
+        answers[e] = contexts[e][best_start[e] : best_end[e]]
+    return Postprocessed(answers=answers, scores=scores, start_char=best_start, end_char=best_end, nbest=nbest)
+
+
+def postprocess_reference(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    example_index: np.ndarray,
+    contexts: Sequence[str],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> list[str]:
+    """The seeds' loop (Hugging Face course): per example, per window, a 20x20 Python double loop."""
+    windows_of: dict[int, list[int]] = {}
+    for window, example in enumerate(example_index):
+        windows_of.setdefault(int(example), []).append(window)
+    answers = []
+    for example, context in enumerate(contexts):
+        candidates = []
+        for window in windows_of.get(example, []):
+            start_logit, end_logit, offset = start_logits[window], end_logits[window], offsets[window]
+            start_indexes = np.argsort(start_logit)[-1 : -n_best - 1 : -1].tolist()
+            end_indexes = np.argsort(end_logit)[-1 : -n_best - 1 : -1].tolist()
+            for start_index in start_indexes:
+                for end_index in end_indexes:
+                    if offset[start_index][0] == NOT_CONTEXT or offset[end_index][0] == NOT_CONTEXT:
+                        continue
+                    if end_index < start_index or end_index - start_index + 1 > max_answer_length:
+                        continue
+                    candidates.append(
+                        {
+                            "text": context[offset[start_index][0] : offset[end_index][1]],
+                            "logit_score": start_logit[start_index] + end_logit[end_index],
+                        }
+                    )
+        answers.append(max(candidates, key=lambda c: c["logit_score"])["text"] if candidates else "")
+    return answers

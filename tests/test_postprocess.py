@@ -1,0 +1,125 @@
+"""The vectorised span search gives the seeds' loop's answers, ties and edge cases included."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qa_lab.features import NOT_CONTEXT, WindowSpec, tokenize_windows
+from qa_lab.postprocess import postprocess, postprocess_reference
+
+
+def random_windows(rng, n_windows=600, width=96):
+    """Windows of random examples; some examples have no context token, some no window at all."""
+    example_index = np.sort(rng.integers(0, n_windows // 2, n_windows))
+    example_index = np.unique(example_index, return_inverse=True)[1] * 2  # odd examples get no window
+    n_examples = int(example_index.max()) + 2
+    offsets = np.full((n_windows, width, 2), NOT_CONTEXT, dtype=np.int32)
+    for w in range(n_windows):
+        if w % 37 == 0:
+            continue  # a window without context tokens
+        first = int(rng.integers(3, 20))
+        last = int(rng.integers(first + 5, width))
+        base = int(rng.integers(0, 50))
+        offsets[w, first:last, 0] = base + np.arange(last - first) * 3
+        offsets[w, first:last, 1] = base + np.arange(last - first) * 3 + 2
+    letters = np.array(list(string.ascii_letters))
+    contexts = ["".join(rng.choice(letters, width * 3 + 60)) for _ in range(n_examples)]
+    return offsets, example_index.astype(np.int32), contexts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_logits_match_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    offsets, example_index, contexts = random_windows(rng)
+    start, end = (rng.normal(size=offsets.shape[:2]).astype(np.float32) for _ in range(2))
+    result = postprocess(start, end, offsets, example_index, contexts)
+    assert result.answers == postprocess_reference(start, end, offsets, example_index, contexts)
+    assert all(result.answers[e] == "" for e in range(1, len(contexts), 2))  # no window -> empty answer
+    assert np.isneginf(result.scores[1::2]).all()
+
+
+@pytest.mark.parametrize("n_best", [1, 5, 20])
+def test_heavy_ties_match_the_reference(n_best):
+    rng = np.random.default_rng(7)
+    offsets, example_index, contexts = random_windows(rng)
+    start, end = (rng.integers(0, 3, size=offsets.shape[:2]).astype(np.float32) for _ in range(2))
+    result = postprocess(start, end, offsets, example_index, contexts, n_best=n_best, max_answer_length=4)
+    reference = postprocess_reference(start, end, offsets, example_index, contexts, n_best=n_best, max_answer_length=4)
+    assert result.answers == reference
+    if n_best > 1:  # the ties are real: many examples do have an answer
+        assert sum(a != "" for a in reference) > 30
+
+
+def one_window(start_token, end_token, width=12, context_from=4):
+    offsets = np.full((1, width, 2), NOT_CONTEXT, dtype=np.int32)
+    offsets[0, context_from:, 0] = np.arange(width - context_from) * 2
+    offsets[0, context_from:, 1] = np.arange(width - context_from) * 2 + 1
+    start = np.zeros((1, width), dtype=np.float32)
+    end = np.zeros((1, width), dtype=np.float32)
+    start[0, start_token] = 10
+    end[0, end_token] = 10
+    return start, end, offsets
+
+
+def test_max_answer_length_is_inclusive():
+    context = "abcdefghijklmnopq"
+    start, end, offsets = one_window(4, 6)  # a 3-token span
+    assert postprocess(start, end, offsets, np.zeros(1, np.int32), [context], max_answer_length=3).answers == ["abcde"]
+    shorter = postprocess(start, end, offsets, np.zeros(1, np.int32), [context], max_answer_length=2).answers
+    assert shorter != ["abcde"]
+    assert shorter == postprocess_reference(start, end, offsets, np.zeros(1, np.int32), [context], max_answer_length=2)
+
+
+def test_end_before_start_and_question_tokens_are_never_answers():
+    context = "abcdefghijklmnopq"
+    start, end, offsets = one_window(8, 5)
+    answer = postprocess(start, end, offsets, np.zeros(1, np.int32), [context], n_best=1).answers
+    assert answer == [""]  # only pair considered is end < start
+    start, end, offsets = one_window(1, 2)  # question tokens
+    assert postprocess(start, end, offsets, np.zeros(1, np.int32), [context], n_best=1).answers == [""]
+
+
+def test_nbest_lists_distinct_spans_best_first():
+    rng = np.random.default_rng(3)
+    offsets, example_index, contexts = random_windows(rng, n_windows=80)
+    start, end = (rng.normal(size=offsets.shape[:2]).astype(np.float32) for _ in range(2))
+    result = postprocess(start, end, offsets, example_index, contexts, n_best=5)
+    for e, candidates in enumerate(result.nbest):
+        assert len(candidates) <= 5
+        if not candidates:
+            assert result.answers[e] == ""
+            continue
+        assert candidates[0]["text"] == result.answers[e]
+        assert candidates[0]["score"] == pytest.approx(float(result.scores[e]))
+        scores = [c["score"] for c in candidates]
+        assert scores == sorted(scores, reverse=True)
+        assert len({(c["start_char"], c["end_char"]) for c in candidates}) == len(candidates)
+        for c in candidates:
+            assert c["text"] == contexts[e][c["start_char"] : c["end_char"]]
+            assert c["score"] == pytest.approx(c["start_logit"] + c["end_logit"], abs=1e-5)
+
+
+def test_real_windows_find_an_answer_across_the_overlap(tokenizer):
+    sentences = [f"Fact number {i} concerns the old harbour of Telmar." for i in range(40)]
+    context = " ".join(sentences[:20]) + " The lighthouse was built in 1847 by Ivo Renn. " + " ".join(sentences[20:])
+    answer = "1847 by Ivo Renn"
+    start_char = context.index(answer)
+    frame = pd.DataFrame([{"id": "q", "title": "", "context": context, "question": "When was the lighthouse built?", "answers": {"text": [answer], "answer_start": [start_char]}}])
+    windows = tokenize_windows(tokenizer, frame, WindowSpec(64, 24, 16), keep_offsets=True)
+    assert len(windows) >= 3
+    containing = np.flatnonzero(windows.start_positions != 0)
+    assert len(containing) >= 2  # the answer lies in the overlap of two windows
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=windows.offsets.shape[:2]).astype(np.float32)
+    end = rng.normal(size=windows.offsets.shape[:2]).astype(np.float32)
+    assert postprocess(start, end, windows.offsets, windows.example_index, [context]).answers == postprocess_reference(
+        start, end, windows.offsets, windows.example_index, [context]
+    )
+    w = containing[-1]
+    start[w, windows.start_positions[w]] = 20
+    end[w, windows.end_positions[w]] = 20
+    assert postprocess(start, end, windows.offsets, windows.example_index, [context]).answers == [answer]

@@ -1,0 +1,140 @@
+"""End to end through `python run.py`: the run files, the saved model, W&B offline files, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, XQUAD
+
+TINY_RUN = [
+    "model=tiny",
+    "data.max_length=128",
+    "data.stride=32",
+    "data.synthetic.num_train=96",
+    "data.synthetic.num_validation=32",
+    "trainer.epochs=2",
+    "trainer.batch_size=16",
+    "trainer.lr=1e-3",
+]
+
+
+def run_py(run_dir: Path, *overrides: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "QA_LAB_CACHE_DIR": str(run_dir.parent / "cache"), **(env_extra or {})}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run(
+        [sys.executable, "run.py", f"hydra.run.dir={run_dir}", *overrides],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    done = run_py(run_dir, *TINY_RUN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir, done
+
+
+def test_metrics_jsonl_has_one_line_per_epoch(tiny_run):
+    run_dir, _ = tiny_run
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    for line in lines:
+        for key in ("train_loss", "exact_match", "f1", "learning_rate", "train_samples_per_second", "eval_seconds"):
+            assert isinstance(line[key], float), key
+        assert 0 <= line["exact_match"] <= line["f1"] + 1e-9 <= 100 + 1e-9
+    assert lines[1]["learning_rate"] < lines[0]["learning_rate"]  # the linear schedule decays
+
+
+def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    predictions = json.loads((run_dir / "predictions.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(predictions) == 32 and all(isinstance(v, str) for v in predictions.values())
+    nbest = json.loads((run_dir / "nbest_predictions.json").read_text())
+    assert set(nbest) == set(predictions)
+    for qid, candidates in nbest.items():
+        if candidates:
+            assert candidates[0]["text"] == predictions[qid]
+            assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
+    # the validation set the run used, written back out, rescored by `qa-lab score`
+    from omegaconf import OmegaConf
+
+    from qa_lab.config import register_resolvers
+    from qa_lab.synthetic import make_synthetic
+
+    register_resolvers()
+    options = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.synthetic)
+    validation = make_synthetic(**options)["validation"]
+    gold = tmp_path / "validation.jsonl"
+    validation.to_json(gold, orient="records", lines=True)
+    scored = subprocess.run([sys.executable, "-m", "qa_lab.cli", "score", str(gold), str(run_dir / "predictions.json")], capture_output=True, text=True, check=True)
+    result = json.loads(scored.stdout)
+    assert result["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
+    assert result["missing"] == 0
+
+
+def test_summary_records_provenance(tiny_run):
+    run_dir, _ = tiny_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    best = max(lines, key=lambda line: line["f1"])
+    assert summary["best_epoch"] == best["epoch"] and summary["best"]["f1"] == best["f1"]
+    assert summary["seed"] == 42 and summary["wall_seconds"] > 0
+    assert summary["versions"]["torch"] and summary["versions"]["transformers"]
+    assert len(summary["data_fingerprints"]["validation"]) == 16
+    assert "git_commit" in summary
+
+
+def test_best_model_loads_in_a_pipeline(tiny_run):
+    from transformers import pipeline
+
+    import qa_lab.pipeline  # noqa: F401 - registers the question-answering task (dropped by transformers 5.3)
+
+    run_dir, _ = tiny_run
+    answerer = pipeline("question-answering", model=str(run_dir / "best"))
+    answer = answerer(question="Where was Ada born?", context="Ada was born in London in 1815.")
+    assert isinstance(answer["answer"], str) and 0 <= answer["start"] <= answer["end"] <= 31
+
+
+def test_wandb_offline_files_hold_the_best_f1(tiny_run):
+    run_dir, _ = tiny_run
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    wandb = shutil.which("wandb", path=str(Path(sys.executable).parent))
+    shown = subprocess.run([wandb, "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    inspected = json.loads(shown.stdout)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert inspected["state"] == "finished"
+    assert inspected["summary"]["eval/f1"]["max"] == pytest.approx(summary["best"]["f1"])
+    assert inspected["summary"]["epoch"] == 2
+    assert inspected["config"]["trainer"]["seed"] == 42 and inspected["config"]["model"]["short_name"] == "tiny"
+
+
+def test_one_readable_line_per_epoch(tiny_run):
+    run_dir, done = tiny_run
+    log = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() else done.stdout + done.stderr
+    epoch_lines = [line for line in log.splitlines() if "| EM " in line]
+    assert len(epoch_lines) == 2 and epoch_lines[0].split("epoch ")[1].startswith("1 |")
+
+
+def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = tmp_path / "predictions.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(XQUAD), "--out", str(out), "--max-length", "128", "--stride", "32"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    predictions = json.loads(out.read_text())
+    assert len(predictions) == 1190
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["windows"] > 1190 and 0 <= result["f1"] <= 100
