@@ -56,15 +56,10 @@ def data_check(args: argparse.Namespace) -> int:
     try:
         raw = read_examples(args.file)
         examples, report = clean_examples(raw, str(args.file), training=True)
-        tokenizer = _load_tokenizer(args.model, args.hub_timeout)
-        geometry = OmegaConf.create(
-            {
-                "data": {"max_length": args.max_length, "stride": args.stride, "max_question_tokens": args.max_question_tokens},
-                "model": {"name_or_path": _model_path(args.model), "config_overrides": {}},
-            }
-        )
-        validate_for_model(geometry, tokenizer, load_config(geometry.model, args.hub_timeout))
-        windows = tokenize_windows(tokenizer, examples, WindowSpec(args.max_length, args.stride, args.max_question_tokens), keep_offsets=False)
+        geometry, spec = _geometry(args)
+        tokenizer = _load_tokenizer(args.model, _hub_timeout(args))
+        validate_for_model(geometry, tokenizer, load_config(geometry.model, _hub_timeout(args)))
+        windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=False)
     except QALabError as error:
         print(json.dumps({"file": str(args.file), "usable": False, "error": error.message()}))
         return EXIT_INPUT_ERROR
@@ -128,31 +123,33 @@ def predict_command(args: argparse.Namespace) -> int:
     from qa_lab.config import validate_for_model
     from qa_lab.data import clean_examples, read_examples
     from qa_lab.evaluation import predict_logits, score
-    from qa_lab.features import WindowSpec, tokenize_windows
+    from qa_lab.features import tokenize_windows
     from qa_lab.model import load_config, load_model
+    from qa_lab.settings import conf_file
 
-    model_cfg = OmegaConf.create({"name_or_path": _model_path(args.model), "pretrained": True, "config_overrides": {}})
-    geometry = OmegaConf.create(
-        {"data": {"max_length": args.max_length, "stride": args.stride, "max_question_tokens": args.max_question_tokens}, "model": model_cfg}
-    )
+    trainer = conf_file("trainer", "default.yaml")
+    geometry, spec = _geometry(args)
+    search = _settings(args)
     try:
         examples, report = clean_examples(read_examples(args.data), args.data, training=False)
-        tokenizer = _load_tokenizer(args.model, args.hub_timeout)
-        validate_for_model(geometry, tokenizer, load_config(model_cfg, args.hub_timeout))
-        model = load_model(model_cfg, args.hub_timeout, seed=0)
+        tokenizer = _load_tokenizer(args.model, _hub_timeout(args))
+        validate_for_model(geometry, tokenizer, load_config(geometry.model, _hub_timeout(args)))
+        # a model without a trained span head (e.g. `minilm`) gets one drawn from the default seed
+        model = load_model(geometry.model, _hub_timeout(args), seed=trainer.seed)
     except QALabError as error:
         print(error.message(), file=sys.stderr)
         return EXIT_INPUT_ERROR
-    windows = tokenize_windows(tokenizer, examples, WindowSpec(args.max_length, args.stride, args.max_question_tokens), keep_offsets=True)
+    windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=True)
     accelerator = Accelerator()
     pad_left = tokenizer.padding_side == "left"
-    loader = batching.eval_loader(windows, args.batch_size, tokenizer.pad_token_id, pad_left)
+    batch_size = args.batch_size or trainer.eval_batch_size
+    loader = batching.eval_loader(windows, batch_size, tokenizer.pad_token_id, pad_left)
     model, loader = accelerator.prepare(model, loader)
     start, end = predict_logits(model, loader, accelerator, windows, pad_left)
     if not accelerator.is_main_process:
         return 0
     answerable = examples[examples["answers"].map(lambda a: len(a["text"]) > 0)]
-    evaluation = score(start, end, windows, examples, args.n_best, args.max_answer_length)
+    evaluation = score(start, end, windows, examples, search["n_best"], search["max_answer_length"])
     write_json(args.out, evaluation.answers)
     if args.nbest_out:
         write_json(args.nbest_out, evaluation.nbest)
@@ -164,10 +161,34 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def _window_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-length", type=int, default=384, help="tokens per window (default 384)")
-    parser.add_argument("--stride", type=int, default=128, help="context tokens shared by consecutive windows (default 128)")
-    parser.add_argument("--max-question-tokens", type=int, default=64, help="longer questions are cut (default 64)")
-    parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the Hugging Face Hub")
+    """Not given = what the model was saved with (best/qa_lab.json), else the defaults in conf/."""
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per window (conf: data.max_length)")
+    parser.add_argument("--stride", type=int, default=None, help="context tokens shared by consecutive windows (conf: data.stride)")
+    parser.add_argument("--max-question-tokens", type=int, default=None, help="longer questions are cut (conf: data.max_question_tokens)")
+    parser.add_argument("--hub-timeout", type=float, default=None, help="seconds to wait for the Hugging Face Hub (conf: hub_timeout)")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    from qa_lab import settings
+
+    given = {key: getattr(args, key, None) for key in (*settings.WINDOW_KEYS, *settings.SEARCH_KEYS)}
+    return settings.for_model(_model_path(args.model), given)
+
+
+def _geometry(args: argparse.Namespace):
+    """The config slice that the model checks need, and the window spec, from the resolved settings."""
+    from qa_lab.features import WindowSpec
+
+    chosen = _settings(args)
+    model = {"name_or_path": _model_path(args.model), "pretrained": True, "config_overrides": {}}
+    window = {key: chosen[key] for key in ("max_length", "stride", "max_question_tokens")}
+    return OmegaConf.create({"data": window, "model": model}), WindowSpec(**window)
+
+
+def _hub_timeout(args: argparse.Namespace) -> float:
+    from qa_lab.settings import conf_file
+
+    return args.hub_timeout if args.hub_timeout is not None else float(conf_file("config.yaml").hub_timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", required=True)
     predict.add_argument("--out", required=True, help="where to write {id: answer text}")
     predict.add_argument("--nbest-out", default=None, help="also write the n-best candidates here")
-    predict.add_argument("--batch-size", type=int, default=64)
-    predict.add_argument("--n-best", type=int, default=20)
-    predict.add_argument("--max-answer-length", type=int, default=30)
+    predict.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (conf: trainer.eval_batch_size)")
+    predict.add_argument("--n-best", type=int, default=None, help="start and end candidates per window (conf: postprocess.n_best)")
+    predict.add_argument("--max-answer-length", type=int, default=None, help="in tokens (conf: postprocess.max_answer_length)")
     _window_arguments(predict)
     predict.set_defaults(handler=predict_command)
     return parser

@@ -18,10 +18,10 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from qa_lab.batching import Collator
 from qa_lab.evaluation import MODEL_INPUTS, store_logits
 from qa_lab.features import WindowSpec, tokenize_windows
+from qa_lab import settings
 from qa_lab.postprocess import postprocess
 
 TASK = "question-answering"
-DEFAULTS = {"max_length": 384, "stride": 128, "max_question_tokens": 64, "n_best": 20, "max_answer_length": 30}
 
 
 class QuestionAnsweringPipeline(Pipeline):
@@ -41,16 +41,15 @@ class QuestionAnsweringPipeline(Pipeline):
         return super().__call__([{"question": q, "context": c} for q, c in zip(question, context)], **kwargs)
 
     def _sanitize_parameters(self, **kwargs: Any):
-        window = {key: kwargs[key] for key in ("max_length", "stride", "max_question_tokens") if key in kwargs}
-        search = {key: kwargs[key] for key in ("n_best", "max_answer_length") if key in kwargs}
-        return window, {}, search
+        """Keyword arguments > the settings the model was saved with > the conf/ defaults."""
+        chosen = settings.for_model(self.model.name_or_path, kwargs)
+        return {key: chosen[key] for key in settings.WINDOW_KEYS}, {}, {key: chosen[key] for key in settings.SEARCH_KEYS}
 
     def preprocess(self, inputs: dict[str, str], **window: int) -> dict[str, Any]:
-        settings = {key: window.get(key, DEFAULTS[key]) for key in ("max_length", "stride", "max_question_tokens")}
         frame = pd.DataFrame(
             [{"id": "0", "title": "", "question": inputs["question"].strip(), "context": inputs["context"], "answers": {"text": [], "answer_start": []}}]
         )
-        windows = tokenize_windows(self.tokenizer, frame, WindowSpec(**settings), keep_offsets=True)
+        windows = tokenize_windows(self.tokenizer, frame, WindowSpec(**window), keep_offsets=True)
         pad_left = self.tokenizer.padding_side == "left"
         batch = Collator(windows, self.tokenizer.pad_token_id, pad_left, with_labels=False)(list(range(len(windows))))
         return {"batch": batch, "windows": windows, "context": inputs["context"], "pad_left": pad_left}
@@ -70,7 +69,7 @@ class QuestionAnsweringPipeline(Pipeline):
         store_logits(start, end, index, model_outputs["logits"].cpu().numpy(), windows.lengths, model_outputs["pad_left"])
         result = postprocess(
             start, end, windows.offsets, windows.example_index, [model_outputs["context"]],
-            search.get("n_best", DEFAULTS["n_best"]), search.get("max_answer_length", DEFAULTS["max_answer_length"]),
+            search["n_best"], search["max_answer_length"],
         )
         candidates = result.nbest[0]
         if not candidates:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from qa_lab import batching, provenance
+from qa_lab import batching, provenance, settings
 from qa_lab.artifacts import write_directory, write_json
 from qa_lab.config import validate_for_model, validate_settings
 from qa_lab.data import fingerprint, load_splits
@@ -132,7 +132,7 @@ def train(cfg: DictConfig) -> float:
                 )
                 if best is None or record[cfg.objective] > best[cfg.objective]:
                     best = record
-                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer)
+                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg)
             accelerator.wait_for_everyone()
             if trainer.max_steps is not None and step >= trainer.max_steps:
                 break
@@ -188,13 +188,14 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save_best(run_dir: Path, evaluation, model, tokenizer) -> None:
+def _save_best(run_dir: Path, evaluation, model, tokenizer, cfg: DictConfig) -> None:
     write_json(run_dir / "predictions.json", evaluation.answers)
     write_json(run_dir / "nbest_predictions.json", evaluation.nbest)
 
     def fill(folder: Path) -> None:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+        settings.save(folder, cfg)
 
     write_directory(run_dir / "best", fill)
 

@@ -53,7 +53,23 @@ def test_metrics_jsonl_has_one_line_per_epoch(tiny_run):
     assert lines[1]["learning_rate"] < lines[0]["learning_rate"]  # the linear schedule decays
 
 
-def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_validation(tiny_run, tmp_path_factory) -> Path:
+    """The validation set the tiny run used, regenerated from its config and written out as JSONL."""
+    from omegaconf import OmegaConf
+
+    from qa_lab.config import register_resolvers
+    from qa_lab.synthetic import make_synthetic
+
+    run_dir, _ = tiny_run
+    register_resolvers()
+    options = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.synthetic)
+    gold = tmp_path_factory.mktemp("gold") / "validation.jsonl"
+    make_synthetic(**options)["validation"].to_json(gold, orient="records", lines=True)
+    return gold
+
+
+def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, tiny_validation):
     run_dir, _ = tiny_run
     predictions = json.loads((run_dir / "predictions.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -64,21 +80,26 @@ def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, 
         if candidates:
             assert candidates[0]["text"] == predictions[qid]
             assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
-    # the validation set the run used, written back out, rescored by `qa-lab score`
-    from omegaconf import OmegaConf
-
-    from qa_lab.config import register_resolvers
-    from qa_lab.synthetic import make_synthetic
-
-    register_resolvers()
-    options = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.synthetic)
-    validation = make_synthetic(**options)["validation"]
-    gold = tmp_path / "validation.jsonl"
-    validation.to_json(gold, orient="records", lines=True)
-    scored = subprocess.run([sys.executable, "-m", "qa_lab.cli", "score", str(gold), str(run_dir / "predictions.json")], capture_output=True, text=True, check=True)
+    scored = subprocess.run([sys.executable, "-m", "qa_lab.cli", "score", str(tiny_validation), str(run_dir / "predictions.json")], capture_output=True, text=True, check=True)
     result = json.loads(scored.stdout)
     assert result["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
     assert result["missing"] == 0
+
+
+def test_predict_with_best_uses_the_runs_settings_and_reproduces_its_predictions(tiny_run, tiny_validation, tmp_path):
+    """No window flags: best/qa_lab.json carries max_length=128, stride=32 of the run, not conf's 384/128."""
+    from qa_lab.settings import SETTINGS_FILE, conf_defaults
+
+    run_dir, _ = tiny_run
+    saved = json.loads((run_dir / "best" / SETTINGS_FILE).read_text())
+    assert saved == conf_defaults() | {"max_length": 128, "stride": 32}
+    out = tmp_path / "predictions.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(tiny_validation), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(out.read_text()) == json.loads((run_dir / "predictions.json").read_text())
 
 
 def test_summary_records_provenance(tiny_run):
