@@ -52,15 +52,16 @@ def position_limit(config: PretrainedConfig) -> int:
 
 
 def load_model(model: DictConfig, hub_timeout: float, seed: int) -> PreTrainedModel:
-    """Pretrained weights with a fresh span head, or (pretrained: false) random weights seeded by `seed`."""
+    """Pretrained weights with a fresh span head, or (pretrained: false) random weights; whatever is newly
+    initialised is drawn from `seed`, so the same seed gives the same starting model."""
     config = load_config(model, hub_timeout)
-    if model.pretrained:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if not model.pretrained:
+            return AutoModelForQuestionAnswering.from_config(config)
         return load_from_hub(
             lambda: AutoModelForQuestionAnswering.from_pretrained(model.name_or_path, config=config),
             model.name_or_path,
             "model",
             hub_timeout,
         )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return AutoModelForQuestionAnswering.from_config(config)
