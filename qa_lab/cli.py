@@ -24,13 +24,22 @@ EXIT_INPUT_ERROR = 2
 
 
 def run_experiment(cfg: DictConfig) -> float:
-    """What run.py calls: train and evaluate, turning input errors into a clear message."""
+    """What run.py calls: train and evaluate, turning input errors into a clear message.
+
+    In a multirun the error is raised instead of exiting: Hydra records the job as failed and the
+    sweep goes on (SystemExit would end the whole sweep).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from qa_lab.train import train
 
     try:
         return train(cfg)
     except QALabError as error:
         log.error("%s", error.message())
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
         sys.exit(EXIT_INPUT_ERROR)
 
 

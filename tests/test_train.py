@@ -159,3 +159,16 @@ def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, tm
     assert len(predictions) == 1190
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["windows"] > 1190 and 0 <= result["f1"] <= 100
+
+
+def test_a_failing_job_does_not_end_a_multirun(tmp_path):
+    """A bad value in one job is reported for that job; the next job still trains (no SystemExit)."""
+    env = {**os.environ, "QA_LAB_OUTPUT_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
+    done = subprocess.run(
+        [sys.executable, "run.py", "-m", "debug=fast", "trainer.lr=-1,1e-3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert "trainer.lr: must be positive, got -1" in done.stderr
+    sweep = next((tmp_path / "multirun").iterdir())
+    assert not (sweep / "0" / "summary.json").exists()
+    assert json.loads((sweep / "1" / "summary.json").read_text())["best_epoch"] == 1
