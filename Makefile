@@ -8,7 +8,10 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test
+# The sweep tests start a throw-away PostgreSQL server: Debian's postgresql package, installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup run test postgres
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -20,5 +23,9 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/python run.py $(ARGS)
 
-test: setup
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+test: setup postgres
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

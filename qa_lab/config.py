@@ -32,6 +32,12 @@ def register_resolvers() -> None:
 
 def validate_settings(cfg: DictConfig) -> None:
     """Checks that need no model: value ranges and files."""
+    if OmegaConf.is_interpolation(cfg.trainer, "lr") and OmegaConf.select(cfg, "model.lr") is None:
+        raise ConfigError(
+            "defaults to the backbone's model.lr, but the model config sets none",
+            where="trainer.lr",
+            fix="give trainer.lr=3e-5 on the command line, or add `lr:` to the model's YAML",
+        )
     data, trainer = cfg.data, cfg.trainer
     _require(data.max_length > 0, "data.max_length", f"must be positive, got {data.max_length}", "e.g. data.max_length=384")
     _require(data.stride >= 0, "data.stride", f"must be >= 0, got {data.stride}", "e.g. data.stride=128")

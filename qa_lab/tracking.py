@@ -43,15 +43,15 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
 class Tracker:
     """metrics.jsonl plus an optional W&B run with per-epoch metrics against an `epoch` axis."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, enabled: bool) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, enabled: bool, extra_config: dict[str, Any] | None = None) -> None:
         self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
         self.wandb_run = None
         self.wandb_mode: str | None = None
         if enabled and cfg.logger.name == "wandb":
-            self.wandb_run = self._start_wandb(cfg, run_dir)
+            self.wandb_run = self._start_wandb(cfg, run_dir, extra_config or {})
 
-    def _start_wandb(self, cfg: DictConfig, run_dir: Path):
+    def _start_wandb(self, cfg: DictConfig, run_dir: Path, extra_config: dict[str, Any]):
         settings = cfg.logger
         mode = settings.mode if settings.mode != "auto" else ("online" if _wandb_online(settings.probe_timeout) else "offline")
         try:
@@ -64,7 +64,7 @@ class Tracker:
                 job_type=settings.job_type,
                 tags=list(settings.tags),
                 name=f"{cfg.run_name}-{run_dir.name}",
-                config=plain_config(cfg),
+                config=plain_config(cfg) | extra_config,
                 dir=str(run_dir),
                 mode=mode,
                 settings=wandb.Settings(quiet=True, console="off"),
@@ -96,12 +96,14 @@ class Tracker:
             training = {f"epoch/{key}": value for key, value in record.items() if key not in EVAL_KEYS and key != "epoch"}
             self.wandb_run.log({"epoch": record["epoch"], **scores, **training})
 
-    def finish(self, summary: dict[str, Any] | None, failed: bool) -> None:
+    def finish(self, summary: dict[str, Any] | None, failed: bool, pruned_at: int | None = None) -> None:
         if self.wandb_run is None:
             return
         try:
             if summary:
                 self.wandb_run.summary.update({f"best/{k}": v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            if pruned_at is not None:
+                self.wandb_run.summary["pruned_at_epoch"] = pruned_at
             self.wandb_run.finish(exit_code=1 if failed else 0)
         except Exception as error:  # noqa: BLE001
             log.warning("W&B did not close cleanly (%s); run files may be incomplete", error)

@@ -13,9 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -29,6 +30,7 @@ from qa_lab.evaluation import predict_logits, score
 from qa_lab.features import WindowSpec, cached_windows
 from qa_lab.model import load_config, load_model, load_tokenizer
 from qa_lab.tracking import Tracker
+from qa_lab.trial import open_trial, skip_if_invalid
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,15 @@ class NonFiniteLossError(QALabError):
 
 
 def train(cfg: DictConfig) -> float:
-    """Run one experiment and return its objective (cfg.objective at the best epoch)."""
+    """Run one experiment and return its objective (cfg.objective at the best epoch).
+
+    In a study sweep, the objective goes to the run's trial after every epoch, and `optuna.TrialPruned`
+    is raised (after the run's files are written and W&B is closed) when the pruner stops it.
+    """
     started = time.perf_counter()
-    validate_settings(cfg)
+    trial = open_trial(cfg)  # None outside a study sweep
+    with skip_if_invalid(trial):
+        validate_settings(cfg)
     trainer = cfg.trainer
     run_dir = Path(cfg.paths.output_dir)
     accelerator = Accelerator(
@@ -54,7 +62,8 @@ def train(cfg: DictConfig) -> float:
     set_seed(trainer.seed)
 
     tokenizer = load_tokenizer(cfg.model, cfg.hub_timeout)
-    validate_for_model(cfg, tokenizer, load_config(cfg.model, cfg.hub_timeout))
+    with skip_if_invalid(trial):
+        validate_for_model(cfg, tokenizer, load_config(cfg.model, cfg.hub_timeout))
     spec = WindowSpec(cfg.data.max_length, cfg.data.stride, cfg.data.max_question_tokens, cfg.data.preprocessing_batch_size)
     with accelerator.main_process_first():
         splits = load_splits(cfg.data, cfg.hub_timeout)
@@ -95,8 +104,10 @@ def train(cfg: DictConfig) -> float:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "data_report.json", data_report)
-    tracker = Tracker(cfg, run_dir, enabled=accelerator.is_main_process)
+    trial_info = {"trial": trial.describe()} if trial is not None else {}
+    tracker = Tracker(cfg, run_dir, enabled=accelerator.is_main_process, extra_config=trial_info)
     best: dict[str, Any] | None = None
+    pruned_at: int | None = None
     failed = True
     try:
         step = 0
@@ -133,16 +144,21 @@ def train(cfg: DictConfig) -> float:
                 if best is None or record[cfg.objective] > best[cfg.objective]:
                     best = record
                     _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg)
-            accelerator.wait_for_everyone()
-            if trainer.max_steps is not None and step >= trainer.max_steps:
+                if trial is not None and trial.should_stop(epoch, record[cfg.objective]):
+                    pruned_at = epoch
+            [pruned_at] = broadcast_object_list([pruned_at])  # every process stops at the same epoch
+            if pruned_at is not None or (trainer.max_steps is not None and step >= trainer.max_steps):
                 break
         failed = False
     finally:
-        summary = None
         if accelerator.is_main_process and best is not None:
-            summary = _summary(cfg, best, started, data_report, tracker)
+            summary = _summary(cfg, best, started, data_report, tracker) | trial_info
+            if pruned_at is not None:
+                summary["pruned_at_epoch"] = pruned_at
             write_json(run_dir / "summary.json", summary)
-        tracker.finish(best, failed)
+        tracker.finish(best, failed, pruned_at)
+    if pruned_at is not None:
+        raise optuna.TrialPruned(f"pruned after epoch {pruned_at} of {trainer.epochs}, {cfg.objective} {best[cfg.objective]:.2f}")
     return float(best[cfg.objective]) if best is not None else float("nan")
 
 

@@ -53,6 +53,16 @@ def test_every_group_option_composes(model, data):
     validate_settings(resolved(cfg))
 
 
+def test_each_backbone_brings_its_learning_rate_and_the_command_line_wins():
+    assert composed("model=minilm").trainer.lr == 3e-4
+    assert composed("model=distilbert").trainer.lr == 5e-5
+    assert composed("model=minilm", "trainer.lr=1e-5").trainer.lr == 1e-5
+    without = composed("model=minilm", "~model.lr")
+    with pytest.raises(ConfigError, match=r"trainer.lr: defaults to the backbone's model.lr, but the model config sets none"):
+        validate_settings(resolved(without))
+    validate_settings(resolved(composed("model=minilm", "~model.lr", "trainer.lr=1e-4")))
+
+
 def test_seed_zero_is_kept():
     assert composed("trainer.seed=0").trainer.seed == 0
 
