@@ -5,8 +5,9 @@ what that sweeper lacks:
 - Pruning: the job reports each epoch's objective to its trial (qa_lab/trial.py) and raises
   `optuna.TrialPruned` when the study's pruner stops it; the trial is recorded as PRUNED.
 - One study, any number of workers: each worker runs one trial at a time until the study holds
-  `n_trials` trials that completed, were pruned or are running. Failed trials do not count, so a re-run
-  of the same command resumes the study and replaces them. Claiming a trial happens under a study-wide
+  `n_trials` trials that completed, were pruned or are running, then waits for the running ones (a trial
+  that fails is replaced). Failed trials do not count, so a re-run of the same command resumes the study
+  and replaces them. Claiming a trial happens under a study-wide
   lock (a file lock next to a SQLite file, an advisory lock on PostgreSQL), so workers never overshoot.
 - Failures: a trial whose job raises is recorded as FAIL with its error and the sweep goes on, until
   more than `max_failure_rate * n_trials` trials of this session failed.
@@ -19,6 +20,7 @@ import functools
 import logging
 import math
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -40,10 +42,12 @@ from qa_lab.trial import make_pruner, trial_id
 
 log = logging.getLogger(__name__)
 
-COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING,
-           optuna.trial.TrialState.WAITING)
+RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, *RUNNING)  # towards n_trials
 SAMPLER_MODULES = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")  # as the official sweeper
 RESULTS_FILE = "optimization_results.yaml"
+# a worker with nothing left to claim checks this often whether other workers' trials have ended
+WAIT_FOR_OTHERS_SECONDS = 2
 
 
 class SweepFailedError(RuntimeError):
@@ -98,11 +102,16 @@ class StudyLoop(OptunaSweeperImpl):
         while True:
             with self._claim(), _own_heartbeats():
                 optuna.storages.fail_stale_trials(study)
-                if _counted(study) >= self.n_trials:
+                trial = None
+                if _counted(study) < self.n_trials:
+                    trial = study.ask()
+                    study.sampler = self._sampler_for(trial.number)
+                    [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
+                elif not study.get_trials(deepcopy=False, states=RUNNING):
                     break
-                trial = study.ask()
-                study.sampler = self._sampler_for(trial.number)
-                [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
+            if trial is None:  # the study is full, but other workers' trials still run and may fail
+                time.sleep(WAIT_FOR_OTHERS_SECONDS)
+                continue
             log.info("trial %d: %s", trial.number, " ".join(overrides))
             with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
                 [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)

@@ -213,7 +213,8 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
     storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/optuna/shared.db"
     command = ("sweep=lr", NO_PRUNING, "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}",
                "hydra.sweeper.n_trials=6")
-    workers = [sweep(tmp_path, *command, wait=False) for _ in range(2)]
+    # one core each: two torch processes with a thread per core each slow each other down many times over
+    workers = [sweep(tmp_path, *command, wait=False, env_extra={"OMP_NUM_THREADS": "1"}) for _ in range(2)]
     logs = [worker.communicate(timeout=600)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     trials = study(tmp_path, "shared", storage).get_trials()
@@ -223,3 +224,6 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
     assert ran[0] and ran[1] and ran[0].isdisjoint(ran[1]) and ran[0] | ran[1] == set(range(6))
     for number in range(6):
         assert epochs_run(trial_dir(tmp_path, "shared", number)) == [1]
+    best = study(tmp_path, "shared", storage).best_trial
+    for log in logs:  # each worker waited for the other's last trial before reporting the best
+        assert f"Best trial of shared: #{best.number}, maximize {best.value}" in log
