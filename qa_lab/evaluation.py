@@ -38,7 +38,8 @@ def predict_logits(
     start = np.full((len(windows), width), -np.inf, dtype=np.float32)
     end = np.full((len(windows), width), -np.inf, dtype=np.float32)
     model.eval()
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
+    # disable=None: a bar on a terminal only, not in log files
+    for batch in tqdm(loader, desc="eval", leave=False, disable=None if accelerator.is_main_process else True):
         outputs = model(**{key: value for key, value in batch.items() if key in MODEL_INPUTS})
         # ranks pad to different widths; pad to a common one before gathering, then drop the
         # duplicated samples that even sharding adds at the tail

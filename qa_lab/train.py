@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import datasets
 import optuna
 import torch
+import transformers
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig
@@ -49,6 +52,7 @@ def train(cfg: DictConfig) -> float:
     is raised (after the run's files are written and W&B is closed) when the pruner stops it.
     """
     started = time.perf_counter()
+    _library_bars_on_terminals_only()
     trial = open_trial(cfg)  # None outside a study sweep
     with skip_if_invalid(trial):
         validate_settings(cfg)
@@ -162,11 +166,19 @@ def train(cfg: DictConfig) -> float:
     return float(best[cfg.objective]) if best is not None else float("nan")
 
 
+def _library_bars_on_terminals_only() -> None:
+    """Our bars show on terminals only (tqdm disable=None); the libraries' bars follow the same rule."""
+    if not sys.stderr.isatty():
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+
+
 def _train_epoch(model, loader, optimizer, scheduler, accelerator, tracker, trainer, step, total_steps, epoch):
     """One pass over the training windows; returns (loss sum, loss count, samples seen, optimiser step)."""
     model.train()
     loss_sum, loss_count, samples = 0.0, 0, 0
-    progress = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not accelerator.is_main_process)
+    # disable=None: a bar on a terminal only, not in log files
+    progress = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if accelerator.is_main_process else True)
     for batch in progress:
         batch.pop("window_index")
         with accelerator.accumulate(model):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from .conftest import ROOT
 
@@ -72,6 +74,8 @@ def test_a_study_records_every_trial_its_epochs_and_its_wandb_run(tmp_path):
         assert t.value == max(t.intermediate_values.values()) == summary["best"]["f1"]
         assert summary["trial"] == {"number": t.number, "study": name, "params": t.params}
         assert epochs_run(folder) == [1, 2]
+        if t.number > 0:  # only the learning rate changed: the first trial's tokenised windows are reused
+            assert re.search(r"-> \d+ windows \(cached\), \d+ validation examples -> \d+ windows \(cached\)", (folder / "run.log").read_text())
         shown, record = wandb_run(folder)
         assert shown["state"] == "finished" and shown["summary"]["eval/f1"]["max"] == t.value
         assert record["run_group"] == name and record["display_name"] == f"tiny-synthetic-trial-{t.number}"
@@ -227,3 +231,18 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
     best = study(tmp_path, "shared", storage).best_trial
     for log in logs:  # each worker waited for the other's last trial before reporting the best
         assert f"Best trial of shared: #{best.number}, maximize {best.value}" in log
+
+
+@pytest.mark.parametrize("preset", ["backbones", "max_length_stride", "lr", "search", "cpu_smoke"])
+def test_every_preset_composes_into_a_study(preset):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name="config", overrides=[f"sweep={preset}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "qa_lab.sweeper.StudySweeper" and sweeper.direction == "maximize"
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner" and sweeper.n_trials >= 4
+    assert sweeper.params and all(key == "model" or OmegaConf.select(cfg, key) is not None for key in sweeper.params)
+    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial-${trial}"
+    assert OmegaConf.to_container(cfg.logger)["group"] == "${hydra:sweeper.study_name}"
+

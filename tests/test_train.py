@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,14 @@ def test_a_failing_job_does_not_end_a_multirun(tmp_path):
     sweep = next((tmp_path / "multirun").iterdir())
     assert not (sweep / "0" / "summary.json").exists()
     assert json.loads((sweep / "1" / "summary.json").read_text())["best_epoch"] == 1
+
+
+def test_progress_bars_on_a_terminal_only(tmp_path):
+    """Bars for training and evaluation on a terminal; none in captured output, logs and CI."""
+    command = shlex.join([sys.executable, "run.py", f"hydra.run.dir={tmp_path / 'tty'}", "debug=fast"])
+    terminal = f"stty cols 120 rows 40; {command}"  # `script` gives a pseudo-terminal, of zero width unless told
+    on_terminal = subprocess.run(["script", "-qec", terminal, "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert on_terminal.returncode == 0, on_terminal.stdout[-2000:]
+    assert "epoch 1:" in on_terminal.stdout and "eval:" in on_terminal.stdout and "it/s" in on_terminal.stdout
+    captured = run_py(tmp_path / "captured", "debug=fast")
+    assert captured.returncode == 0 and "it/s" not in captured.stderr + captured.stdout
