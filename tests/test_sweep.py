@@ -164,6 +164,7 @@ def test_rerunning_the_command_resumes_the_study(tmp_path):
     assert "Launching" not in again.stdout + again.stderr
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_dead_workers_trial_is_failed_after_the_grace_period_and_replaced(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna/lr-tiny-synthetic.db"
     (tmp_path / "optuna").mkdir()
