@@ -59,7 +59,7 @@ def data_check(args: argparse.Namespace) -> int:
     """Validate a data file and print one JSON object; non-zero exit when it cannot be used."""
     from qa_lab.config import validate_for_model
     from qa_lab.data import clean_examples, read_examples
-    from qa_lab.features import WindowSpec, tokenize_windows
+    from qa_lab.features import tokenize_windows
     from qa_lab.model import load_config
 
     try:

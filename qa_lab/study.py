@@ -5,10 +5,12 @@ what that sweeper lacks:
 - Pruning: the job reports each epoch's objective to its trial (qa_lab/trial.py) and raises
   `optuna.TrialPruned` when the study's pruner stops it; the trial is recorded as PRUNED.
 - One study, any number of workers: each worker runs one trial at a time until the study holds
-  `n_trials` trials that completed, were pruned or are running, then waits for the running ones (a trial
-  that fails is replaced). Failed trials do not count, so a re-run of the same command resumes the study
-  and replaces them. Claiming a trial happens under a study-wide
-  lock (a file lock next to a SQLite file, an advisory lock on PostgreSQL), so workers never overshoot.
+  `n_trials` trials that completed, were pruned or are running (its own failures of this session count
+  too, so a failing combination is not tried again and again), then waits for the running ones. Failed
+  trials of earlier sessions and dead workers do not count: a re-run of the same command resumes the
+  study and replaces them (except on a grid, where every point is tried once). Claiming a trial happens
+  under a study-wide lock (a file lock next to a SQLite file, an advisory lock on PostgreSQL), so workers
+  never overshoot.
 - Failures: a trial whose job raises is recorded as FAIL with its error and the sweep goes on, until
   more than `max_failure_rate * n_trials` trials of this session failed.
 - Heartbeats: a dead worker's trial stays RUNNING no longer than the grace period, then it is FAIL.
@@ -32,7 +34,6 @@ import optuna
 import sqlalchemy
 from filelock import FileLock
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import DictConfig, OmegaConf
@@ -73,10 +74,7 @@ class StudyLoop(OptunaSweeperImpl):
         super().__init__(instantiate(sampler, _execution_whitelist_=SAMPLER_MODULES), **settings)
         self.pruner = make_pruner(pruner)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.study_name = str(self.study_name)
+        self.counted = COUNTED  # trial states that count towards n_trials
 
     def sweep(self, arguments: list[str]) -> None:
         self._process_searchspace_config()
@@ -97,13 +95,13 @@ class StudyLoop(OptunaSweeperImpl):
                 load_if_exists=True,
             )
         log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, _safe_url(self.storage),
-                 self.n_trials, _counted(study))
-        failed = 0
+                 self.n_trials, self._taken(study, set()))
+        failed: set[int] = set()  # trial numbers that failed in this session
         while True:
             with self._claim(), _own_heartbeats():
                 optuna.storages.fail_stale_trials(study)
                 trial = None
-                if _counted(study) < self.n_trials:
+                if self._taken(study, failed) < self.n_trials:
                     trial = study.ask()
                     study.sampler = self._sampler_for(trial.number)
                     [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
@@ -117,22 +115,29 @@ class StudyLoop(OptunaSweeperImpl):
                 [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)
             self.job_idx += 1
             if _tell(study, trial, result) == optuna.trial.TrialState.FAIL:
-                failed += 1
-                if failed > self.max_failure_rate * self.n_trials:
+                failed.add(trial.number)
+                if len(failed) > self.max_failure_rate * self.n_trials:
                     raise SweepFailedError(
-                        f"{failed} trials failed in this session, more than hydra.sweeper.max_failure_rate="
+                        f"{len(failed)} trials failed in this session, more than hydra.sweeper.max_failure_rate="
                         f"{self.max_failure_rate} of {self.n_trials}; their errors are in the study "
                         f"(user attribute 'error') and in the trials' run folders under {self.sweep_dir}"
                     )
         self._save_results(study)
 
     def _size_grid(self, distributions: dict[str, optuna.distributions.BaseDistribution]) -> None:
-        """A grid sampler gets its grid from the search space and caps n_trials at the grid's size."""
+        """A grid sampler gets its grid from the search space and caps n_trials at the grid's size; each point
+        is tried once, so a failed point counts too."""
         if not (isinstance(self.sampler, functools.partial) and self.sampler.func is optuna.samplers.GridSampler):
             return
         grid = {name: self._to_grid_sampler_choices(distribution) for name, distribution in distributions.items()}
         self.sampler = self.sampler(grid)
         self.n_trials = min(self.n_trials, math.prod(len(choices) for choices in grid.values()))
+        self.counted = (*COUNTED, optuna.trial.TrialState.FAIL)  # Optuna's grid tries each point once, failed or not
+
+    def _taken(self, study: optuna.Study, failed: set[int]) -> int:
+        """Trials that count towards n_trials: those in the counted states, and this session's failures
+        (a failing combination is not tried again and again by one command)."""
+        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | failed)
 
     def _sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
         """A seeded sampler draws from seed + trial number: workers sharing a study, or a resumed study,
@@ -211,10 +216,6 @@ def _heartbeat(storage: optuna.storages.RDBStorage, identifier: int, interval: i
     finally:
         done.set()
         thread.join()
-
-
-def _counted(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> optuna.trial.TrialState:

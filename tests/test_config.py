@@ -5,14 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from omegaconf import OmegaConf
 from transformers import AutoConfig
 
 from qa_lab.config import register_resolvers, validate_for_model, validate_settings

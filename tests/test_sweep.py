@@ -113,11 +113,17 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_others_complete(tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     trials = study(tmp_path, "lr-tiny-synthetic").get_trials()
     states = {t.params["trainer.lr"]: t.state for t in trials}
+    assert len(trials) == 3  # the failed grid point is not retried by the same command
     assert states == {1e-3: State.COMPLETE, 1e6: State.FAIL, 2e-3: State.COMPLETE}
     [failed] = [t for t in trials if t.state == State.FAIL]
     assert failed.user_attrs["error"].startswith("NonFiniteLossError: trainer: the training loss became nan at optimiser step")
     shown, _ = wandb_run(trial_dir(tmp_path, "lr-tiny-synthetic", failed.number))
     assert shown["state"] == "failed"  # closed, with the failure recorded
+    again = sweep(tmp_path, "sweep=lr", NO_PRUNING, "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=0.5",
+                  f"trainer.lr=choice(1e-3,{DIVERGING_LR},2e-3)")
+    assert again.returncode == 0, again.stderr[-3000:]
+    # a grid tries each point once: a re-run has nothing left to do, and never repeats a point
+    assert len(study(tmp_path, "lr-tiny-synthetic").trials) == 3 and "Launching" not in again.stdout + again.stderr
 
 
 def test_too_many_failures_stop_the_sweep_with_a_clear_error(tmp_path):
