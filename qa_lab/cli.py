@@ -65,9 +65,10 @@ def data_check(args: argparse.Namespace) -> int:
     try:
         raw = read_examples(args.file)
         examples, report = clean_examples(raw, str(args.file), training=True)
-        geometry, spec = _geometry(args)
-        tokenizer = _load_tokenizer(args.model, _hub_timeout(args))
-        validate_for_model(geometry, tokenizer, load_config(geometry.model, _hub_timeout(args)))
+        geometry, spec = _geometry(args, _settings(args))
+        hub_timeout = _hub_timeout(args)
+        tokenizer = _load_tokenizer(args.model, hub_timeout)
+        validate_for_model(geometry, tokenizer, load_config(geometry.model, hub_timeout))
         windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=False)
     except QALabError as error:
         print(json.dumps({"file": str(args.file), "usable": False, "error": error.message()}))
@@ -137,14 +138,15 @@ def predict_command(args: argparse.Namespace) -> int:
     from qa_lab.settings import conf_file
 
     trainer = conf_file("trainer", "default.yaml")
-    geometry, spec = _geometry(args)
-    search = _settings(args)
+    chosen = _settings(args)
+    geometry, spec = _geometry(args, chosen)
+    hub_timeout = _hub_timeout(args)
     try:
         examples, report = clean_examples(read_examples(args.data), args.data, training=False)
-        tokenizer = _load_tokenizer(args.model, _hub_timeout(args))
-        validate_for_model(geometry, tokenizer, load_config(geometry.model, _hub_timeout(args)))
+        tokenizer = _load_tokenizer(args.model, hub_timeout)
+        validate_for_model(geometry, tokenizer, load_config(geometry.model, hub_timeout))
         # a model without a trained span head (e.g. `minilm`) gets one drawn from the default seed
-        model = load_model(geometry.model, _hub_timeout(args), seed=trainer.seed)
+        model = load_model(geometry.model, hub_timeout, seed=trainer.seed)
     except QALabError as error:
         print(error.message(), file=sys.stderr)
         return EXIT_INPUT_ERROR
@@ -158,7 +160,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if not accelerator.is_main_process:
         return 0
     answerable = examples[examples["answers"].map(lambda a: len(a["text"]) > 0)]
-    evaluation = score(start, end, windows, examples, search["n_best"], search["max_answer_length"])
+    evaluation = score(start, end, windows, examples, chosen["n_best"], chosen["max_answer_length"])
     write_json(args.out, evaluation.answers)
     if args.nbest_out:
         write_json(args.nbest_out, evaluation.nbest)
@@ -184,13 +186,13 @@ def _settings(args: argparse.Namespace) -> dict[str, int]:
     return settings.for_model(_model_path(args.model), given)
 
 
-def _geometry(args: argparse.Namespace):
+def _geometry(args: argparse.Namespace, chosen: dict[str, int]):
     """The config slice that the model checks need, and the window spec, from the resolved settings."""
     from qa_lab.features import WindowSpec
+    from qa_lab.settings import WINDOW_KEYS
 
-    chosen = _settings(args)
     model = {"name_or_path": _model_path(args.model), "pretrained": True, "config_overrides": {}}
-    window = {key: chosen[key] for key in ("max_length", "stride", "max_question_tokens")}
+    window = {key: chosen[key] for key in WINDOW_KEYS}
     return OmegaConf.create({"data": window, "model": model}), WindowSpec(**window)
 
 

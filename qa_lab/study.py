@@ -25,6 +25,7 @@ import threading
 import time
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,20 +165,24 @@ class StudyLoop(OptunaSweeperImpl):
                 yield
         elif backend == "postgresql":
             key = zlib.crc32(self.study_name.encode())  # one advisory lock per study
-            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-            with engine.connect() as connection:
+            with self._lock_engine.connect() as connection:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
                 try:
                     yield
                 finally:
                     connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            engine.dispose()
         else:
             log.warning("no study-wide lock for %s: several workers may run a few trials more than n_trials", backend)
             yield
 
+    @functools.cached_property
+    def _lock_engine(self) -> sqlalchemy.Engine:
+        """The connection pool for the PostgreSQL study lock, opened once per worker."""
+        return sqlalchemy.create_engine(self.storage, pool_size=1)
+
     def _save_results(self, study: optuna.Study) -> None:
-        states = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in optuna.trial.TrialState}
+        counts = Counter(trial.state for trial in study.get_trials(deepcopy=False))
+        states = {state.name: counts[state] for state in optuna.trial.TrialState}
         results: dict[str, Any] = {"name": "optuna", "study_name": self.study_name, "trials": states}
         try:
             best = study.best_trial

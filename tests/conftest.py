@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +37,15 @@ def xquad():
 
     frame, _ = clean_examples(read_examples(XQUAD), str(XQUAD), training=True)
     return frame
+
+
+def inspect_wandb(run_dir: Path) -> tuple[dict, dict]:
+    """The one W&B offline run under a run folder, read with `wandb leet inspect`: its summary view
+    (state, summary, config) and its run record (display name, group)."""
+    [run] = glob.glob(str(run_dir / "wandb" / "offline-run-*"))
+    wandb = shutil.which("wandb", path=str(Path(sys.executable).parent))
+    summary = subprocess.run([wandb, "leet", "inspect", "--summary", "--json", run], capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stderr
+    records = subprocess.run([wandb, "leet", "inspect", "--json", run], capture_output=True, text=True, timeout=120, check=True)
+    [record] = [json.loads(line)["run"] for line in records.stdout.splitlines() if '"type":"run"' in line]
+    return json.loads(summary.stdout), record

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from .conftest import ROOT
+from .conftest import ROOT, inspect_wandb
 
 FAST = ["debug=fast"]  # the tiny model on 64 synthetic questions, one epoch, W&B off
 NO_PRUNING = "hydra/sweeper/pruner=none"
@@ -45,21 +45,11 @@ def trial_dir(root: Path, name: str, number: int) -> Path:
     return root / "sweeps" / name / f"trial-{number}"
 
 
-def wandb_run(folder: Path) -> tuple[dict, dict]:
-    """The W&B offline run in a trial folder: its summary view and its run record (name, group, config)."""
-    [run] = glob.glob(str(folder / "wandb" / "offline-run-*"))
-    wandb = shutil.which("wandb", path=str(Path(sys.executable).parent))
-    summary = subprocess.run([wandb, "leet", "inspect", "--summary", "--json", run], capture_output=True, text=True, check=True)
-    records = subprocess.run([wandb, "leet", "inspect", "--json", run], capture_output=True, text=True, check=True)
-    [record] = [json.loads(line)["run"] for line in records.stdout.splitlines() if '"type":"run"' in line]
-    return json.loads(summary.stdout), record
-
-
 def epochs_run(folder: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_study_records_every_trial_its_epochs_and_its_wandb_run(tmp_path):
+def test_a_study_records_every_trial_its_epochs_and_its_inspect_wandb(tmp_path):
     done = sweep(tmp_path, "sweep=lr", NO_PRUNING, "hydra.sweeper.n_trials=3", "trainer.epochs=2", "logger=wandb")
     assert done.returncode == 0, done.stderr[-3000:]
     name = "lr-tiny-synthetic"
@@ -76,7 +66,7 @@ def test_a_study_records_every_trial_its_epochs_and_its_wandb_run(tmp_path):
         assert epochs_run(folder) == [1, 2]
         if t.number > 0:  # only the learning rate changed: the first trial's tokenised windows are reused
             assert re.search(r"-> \d+ windows \(cached\), \d+ validation examples -> \d+ windows \(cached\)", (folder / "run.log").read_text())
-        shown, record = wandb_run(folder)
+        shown, record = inspect_wandb(folder)
         assert shown["state"] == "finished" and shown["summary"]["eval/f1"]["max"] == t.value
         assert record["run_group"] == name and record["display_name"] == f"tiny-synthetic-trial-{t.number}"
         assert shown["config"]["trial"] == {"number": t.number, "study": name, "params": t.params}
@@ -117,7 +107,7 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_others_complete(tmp_
     assert states == {1e-3: State.COMPLETE, 1e6: State.FAIL, 2e-3: State.COMPLETE}
     [failed] = [t for t in trials if t.state == State.FAIL]
     assert failed.user_attrs["error"].startswith("NonFiniteLossError: trainer: the training loss became nan at optimiser step")
-    shown, _ = wandb_run(trial_dir(tmp_path, "lr-tiny-synthetic", failed.number))
+    shown, _ = inspect_wandb(trial_dir(tmp_path, "lr-tiny-synthetic", failed.number))
     assert shown["state"] == "failed"  # closed, with the failure recorded
     again = sweep(tmp_path, "sweep=lr", NO_PRUNING, "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=0.5",
                   f"trainer.lr=choice(1e-3,{DIVERGING_LR},2e-3)")

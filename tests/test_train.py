@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, XQUAD
+from .conftest import ROOT, XQUAD, inspect_wandb
 
 TINY_RUN = [
     "model=tiny",
@@ -128,12 +127,7 @@ def test_best_model_loads_in_a_pipeline(tiny_run):
 
 def test_wandb_offline_files_hold_the_best_f1(tiny_run):
     run_dir, _ = tiny_run
-    runs = list((run_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    wandb = shutil.which("wandb", path=str(Path(sys.executable).parent))
-    shown = subprocess.run([wandb, "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0, shown.stderr
-    inspected = json.loads(shown.stdout)
+    inspected, _ = inspect_wandb(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert inspected["state"] == "finished"
     assert inspected["summary"]["eval/f1"]["max"] == pytest.approx(summary["best"]["f1"])
