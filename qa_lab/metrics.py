@@ -1,9 +1,11 @@
-"""Official SQuAD v1.1 exact match and token F1, computed offline.
+"""Official SQuAD v1.1 and v2.0 scores, computed offline.
 
-`evaluate.load("squad")` fetches its script from the Hub, so the metric lives here. It reproduces the
-official v1.1 evaluate script exactly, quirks included: a prediction and a gold answer that both
+`evaluate.load("squad")` fetches its script from the Hub, so the metrics live here. They reproduce the
+official evaluate scripts exactly, quirks included. v1.1: a prediction and a gold answer that both
 normalise to the empty string have EM 1 but F1 0, and a question without a prediction scores 0 and still
-counts in the total.
+counts in the total. v2.0: an unanswerable question has the gold answer "", two empty answers score
+EM 1 and F1 1, a "no answer" probability (here: the null odds) above a threshold turns a prediction into
+"no answer", and the best threshold is searched over the questions in order of that probability.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ def normalize_answer(text: str) -> str:
 
 
 def question_scores(
-    predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]
+    predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], version_2: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-question EM (0/1) and F1 (0..1), in the order of `references`, for paired comparisons of runs.
 
     Strings are normalised once in Python; the token overlaps of all (question, gold answer) pairs are then
-    counted together with numpy instead of one Counter intersection per pair.
+    counted together with numpy instead of one Counter intersection per pair. With `version_2`, the v2.0
+    rules: gold answers that normalise to "" are dropped, a question left without one has the gold answer
+    "", and an empty prediction against an empty gold answer has F1 1.
     """
     vocabulary: dict[str, int] = {}  # normalised token -> id
     answers: dict[str, int] = {}  # normalised answer -> id, so that EM compares integers
@@ -47,6 +51,8 @@ def question_scores(
     pred_answer, pred_length, pred_tokens, n_golds = [], [], [], []
     gold_answer, gold_length, gold_tokens = [], [], []
     for qid, golds in references.items():
+        if version_2:
+            golds = [gold for gold in golds if normalize_answer(gold)] or [""]
         if len(golds) == 0:
             raise DataError(
                 "question without a gold answer",
@@ -91,6 +97,9 @@ def question_scores(
     precision = common[overlap] / np.array(pred_length)[question_of_pair[overlap]]
     recall = common[overlap] / np.array(gold_length)[overlap]
     f1[overlap] = 2 * precision * recall / (precision + recall)
+    if version_2:  # v2.0: no tokens on either side scores 1 when both are empty (a present prediction)
+        pred_present = (np.array(pred_answer) >= 0)[question_of_pair]
+        f1[pred_present & (np.array(pred_length)[question_of_pair] == 0) & (np.array(gold_length) == 0)] = 1.0
 
     first_pair = np.cumsum(n_golds, dtype=np.int64) - np.array(n_golds, dtype=np.int64)
     return np.maximum.reduceat(exact, first_pair), np.maximum.reduceat(f1, first_pair)
@@ -108,3 +117,87 @@ def squad_v1(predictions: Mapping[str, str], references: Mapping[str, Sequence[s
         "total": total,
         "missing": sum(qid not in predictions for qid in references),
     }
+
+
+def squad_v2(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    na_probs: Mapping[str, float] | None = None,
+    na_prob_thresh: float = 1.0,
+) -> dict:
+    """The official SQuAD v2.0 scores: overall, HasAns_* and NoAns_*, and with `na_probs` (per-question
+    "no answer" scores, e.g. null odds) the best-threshold fields. A question whose na_prob is above
+    `na_prob_thresh` counts as answered "no answer". A question without a prediction scores 0 (the
+    official script stops with a KeyError there) and is reported under "missing".
+    """
+    if not references:
+        raise DataError("no questions to score", fix="give at least one question with its gold answers")
+    ids = list(references)
+    present = np.array([qid in predictions for qid in ids])
+    if na_probs is not None:
+        lacking = [qid for qid, here in zip(ids, present) if here and qid not in na_probs]
+        if lacking:
+            raise DataError(
+                f"{len(lacking)} answered question(s) have no null odds / no-answer probability, e.g. {lacking[:5]}",
+                fix="give the na-prob (null odds) file of the same predictions",
+            )
+    # a missing prediction is never turned into "no answer": it stays wrong
+    probs = np.array([na_probs[qid] if na_probs is not None and here else -np.inf for qid, here in zip(ids, present)], dtype=np.float64)
+    has_answer = np.array([len(golds) > 0 for golds in references.values()])
+    exact, f1 = question_scores(predictions, references, version_2=True)
+    no_answer = probs > na_prob_thresh
+    exact_at = np.where(no_answer, (~has_answer).astype(np.float64), exact)
+    f1_at = np.where(no_answer, (~has_answer).astype(np.float64), f1)
+
+    result = _totals("", exact_at, f1_at)
+    if has_answer.any():
+        result |= _totals("HasAns_", exact_at[has_answer], f1_at[has_answer])
+    if (~has_answer).any():
+        result |= _totals("NoAns_", exact_at[~has_answer], f1_at[~has_answer])
+    if na_probs is not None:
+        position = {qid: i for i, qid in enumerate(na_probs)}
+        order_in_file = np.array([position.get(qid, -1) for qid in ids])
+        empty_prediction = np.array([not predictions.get(qid) for qid in ids])
+        for name, scores in (("exact", exact), ("f1", f1)):
+            best, threshold = _best_threshold(scores, has_answer, empty_prediction, probs, present, order_in_file)
+            result[f"best_{name}"], result[f"best_{name}_thresh"] = best, threshold
+    missing = int((~present).sum())
+    return result | ({"missing": missing} if missing else {})
+
+
+def _totals(prefix: str, exact: np.ndarray, f1: np.ndarray) -> dict:
+    """Percentages summed left to right with Python's sum, as the official script does (same floats)."""
+    total = len(exact)
+    return {
+        f"{prefix}exact": 100.0 * sum(exact.tolist()) / total,
+        f"{prefix}f1": 100.0 * sum(f1.tolist()) / total,
+        f"{prefix}total": total,
+    }
+
+
+def _best_threshold(
+    scores: np.ndarray,
+    has_answer: np.ndarray,
+    empty_prediction: np.ndarray,
+    probs: np.ndarray,
+    present: np.ndarray,
+    order_in_file: np.ndarray,
+) -> tuple[float, float]:
+    """The official best-threshold search as one cumulative sum.
+
+    Start from "every question answered no answer" (score = number of unanswerable questions), then
+    admit questions in increasing na_prob (ties in the na-prob file's order): an answerable one adds its
+    score, an unanswerable one with a non-empty prediction costs 1. The best running total (first reached)
+    and the na_prob where it is reached are the best score and threshold.
+    """
+    start = float((~has_answer).sum())
+    admitted = np.flatnonzero(present)
+    admitted = admitted[np.lexsort((order_in_file[admitted], probs[admitted]))]
+    gain = np.where(has_answer[admitted], scores[admitted], np.where(empty_prediction[admitted], 0.0, -1.0))
+    running = np.cumsum(np.concatenate([[start], gain]))[1:]
+    best_at = int(np.argmax(running)) if len(running) else 0
+    if len(running) and running[best_at] > start:
+        best, threshold = float(running[best_at]), float(probs[admitted[best_at]])
+    else:
+        best, threshold = start, 0.0
+    return 100.0 * best / int(present.sum()), threshold
