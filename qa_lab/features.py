@@ -63,6 +63,7 @@ class Windows:
     example_index: np.ndarray  # int32 (W,): row of the window's example in the split's table
     start_positions: np.ndarray  # int32 (W,): answer start token, the CLS position when not inside
     end_positions: np.ndarray  # int32 (W,)
+    cls_index: np.ndarray  # int32 (W,): the CLS token, where "no answer" is labelled and scored (SQuAD v2)
     offsets: np.ndarray | None  # int32 (W, max_length, 2): context character spans, NOT_CONTEXT elsewhere
     stats: FeatureStats
 
@@ -209,7 +210,7 @@ def _count_mismatches(
 def _assemble(merged: dict[str, np.ndarray], stats: FeatureStats, keep_offsets: bool) -> Windows:
     if not merged:
         empty = np.zeros(0, dtype=np.int32)
-        return Windows(empty, None, empty, empty, empty, empty, None, stats)
+        return Windows(empty, None, empty, empty, empty, empty, empty, None, stats)
     attention = merged["attention"]
     lengths = attention.sum(axis=1).astype(np.int32)
     per_example = np.bincount(merged["example_index"], minlength=stats.examples)
@@ -225,6 +226,7 @@ def _assemble(merged: dict[str, np.ndarray], stats: FeatureStats, keep_offsets: 
         example_index=merged["example_index"],
         start_positions=merged["start_positions"],
         end_positions=merged["end_positions"],
+        cls_index=merged["cls_index"],
         offsets=merged["offsets"] if keep_offsets else None,
         stats=stats,
     )
@@ -303,6 +305,7 @@ def _load(entry: Path) -> Windows:
         example_index=loaded["example_index"],
         start_positions=loaded["start_positions"],
         end_positions=loaded["end_positions"],
+        cls_index=loaded["cls_index"],
         offsets=loaded.get("offsets"),
         stats=stats,
     )

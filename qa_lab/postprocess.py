@@ -17,6 +17,7 @@ import numpy as np
 
 NOT_CONTEXT = -1  # offset of question, special and padding tokens (see features.py)
 CHUNK_WINDOWS = 4096  # windows scored at once: bounds memory at CHUNK_WINDOWS * n_best^2 floats
+NO_SPAN_ODDS = float(np.finfo(np.float32).max)  # null odds of an example without a valid span (finite for JSON)
 
 
 @dataclass
@@ -26,6 +27,16 @@ class Postprocessed:
     start_char: np.ndarray  # int64 (n_examples,), -1 when none
     end_char: np.ndarray  # int64 (n_examples,), -1 when none
     nbest: list[list[dict]]  # per example: up to n_best distinct spans over its windows, best first
+    null_scores: np.ndarray  # float32 (n_examples,): min over windows of CLS start + CLS end logit
+
+    @property
+    def null_odds(self) -> np.ndarray:
+        """Null score - best span score (NO_SPAN_ODDS without a valid span): how strongly "no answer" wins."""
+        return np.minimum(self.null_scores.astype(np.float64) - self.scores, NO_SPAN_ODDS)
+
+    def answers_at(self, threshold: float) -> list[str]:
+        """SQuAD v2 answers: "" where the null odds exceed `threshold`, else the best span."""
+        return ["" if no_answer else answer for answer, no_answer in zip(self.answers, self.null_odds > threshold)]
 
 
 @dataclass
@@ -77,8 +88,12 @@ def postprocess(
     contexts: Sequence[str],
     n_best: int = 20,
     max_answer_length: int = 30,
+    cls_index: np.ndarray | None = None,
 ) -> Postprocessed:
-    """Best span per example plus its n-best list, with array operations over all windows."""
+    """Best span per example plus its n-best list (and null score), with array operations over all windows.
+
+    `cls_index`: each window's CLS position; None means position 0 (BERT-style inputs).
+    """
     n_windows, n_examples = len(start_logits), len(contexts)
     chunks = [
         _window_candidates(
@@ -132,7 +147,19 @@ def postprocess(
         )
     for e in np.flatnonzero(best_start >= 0):
         answers[e] = contexts[e][best_start[e] : best_end[e]]
-    return Postprocessed(answers=answers, scores=scores, start_char=best_start, end_char=best_end, nbest=nbest)
+    null_scores = _null_scores(start_logits, end_logits, example_index, n_examples, cls_index)
+    return Postprocessed(answers, scores, best_start, best_end, nbest, null_scores)
+
+
+def _null_scores(
+    start_logits: np.ndarray, end_logits: np.ndarray, example_index: np.ndarray, n_examples: int, cls_index: np.ndarray | None
+) -> np.ndarray:
+    """Per example, the smallest CLS start + CLS end logit over its windows (+inf for an example without any)."""
+    rows = np.arange(len(start_logits))
+    cls = np.zeros(len(rows), dtype=np.int64) if cls_index is None else np.asarray(cls_index, dtype=np.int64)
+    null_scores = np.full(n_examples, np.inf, dtype=np.float32)
+    np.minimum.at(null_scores, np.asarray(example_index, dtype=np.int64), start_logits[rows, cls] + end_logits[rows, cls])
+    return null_scores
 
 
 def postprocess_reference(

@@ -123,3 +123,52 @@ def test_real_windows_find_an_answer_across_the_overlap(tokenizer):
     start[w, windows.start_positions[w]] = 20
     end[w, windows.end_positions[w]] = 20
     assert postprocess(start, end, windows.offsets, windows.example_index, [context]).answers == [answer]
+
+
+def test_null_score_is_the_smallest_cls_score_over_an_examples_windows(tokenizer):
+    """SQuAD v2: example 0 has three windows, example 1 (unanswerable) one; CLS is each window's first token."""
+    sentences = [f"Fact number {i} concerns the old harbour of Telmar." for i in range(30)]
+    long_context, short_context = " ".join(sentences), "The harbour of Telmar has no lighthouse."
+    frame = pd.DataFrame(
+        [
+            {"id": "long", "title": "", "context": long_context, "question": "What is fact 7 about?", "answers": {"text": ["Fact number 7"], "answer_start": [long_context.index("Fact number 7")]}},
+            {"id": "none", "title": "", "context": short_context, "question": "Who built the lighthouse?", "answers": {"text": [], "answer_start": []}},
+        ]
+    )
+    windows = tokenize_windows(tokenizer, frame, WindowSpec(64, 24, 16), keep_offsets=True)
+    assert (windows.cls_index == 0).all() and np.bincount(windows.example_index).tolist()[1] == 1
+    unanswerable_window = int(np.flatnonzero(windows.example_index == 1)[0])
+    # an unanswerable example is labelled at CLS, like every window without the answer
+    assert windows.start_positions[unanswerable_window] == windows.end_positions[unanswerable_window] == 0
+    start = np.zeros(windows.offsets.shape[:2], dtype=np.float32)
+    end = np.zeros(windows.offsets.shape[:2], dtype=np.float32)
+    long_windows = np.flatnonzero(windows.example_index == 0)
+    assert len(long_windows) >= 3
+    start[long_windows, 0] = [4.0, 1.5, 3.0][: len(long_windows)] + [9.0] * (len(long_windows) - 3)
+    end[long_windows, 0] = 1.0
+    start[unanswerable_window, 0], end[unanswerable_window, 0] = 6.0, 2.0
+    w = long_windows[1]  # the best span: 5 + 4 = 9
+    span = np.flatnonzero(windows.offsets[w, :, 0] != NOT_CONTEXT)[:2]
+    start[w, span[0]], end[w, span[1]] = 5.0, 4.0
+    first_context = np.flatnonzero(windows.offsets[unanswerable_window, :, 0] != NOT_CONTEXT)[0]
+    start[unanswerable_window, first_context] = end[unanswerable_window, first_context] = 1.0
+
+    result = postprocess(start, end, windows.offsets, windows.example_index, frame["context"].tolist(), cls_index=windows.cls_index)
+    assert result.null_scores.tolist() == [2.5, 8.0]  # min(4+1, 1.5+1, 3+1, ...), 6+2
+    assert result.null_odds[0] == pytest.approx(2.5 - 9.0)
+    assert result.answers_at(0.0)[0] == result.answers[0] != ""
+    assert result.answers_at(-7.0)[0] == ""  # -6.5 > -7: "no answer" wins
+    # the unanswerable example's best span scores 2: null odds 8 - 2 > 0 -> ""
+    assert result.null_odds[1] == pytest.approx(6.0)
+    assert result.answers_at(0.0)[1] == "" and result.answers[1] == "The" == result.answers_at(6.0)[1]
+    # the same logits with CLS taken as the last token change the null scores
+    moved = postprocess(start, end, windows.offsets, windows.example_index, frame["context"].tolist(), cls_index=windows.lengths - 1)
+    assert moved.null_scores.tolist() == [0.0, 0.0]
+
+
+def test_an_example_without_a_valid_span_always_answers_no_answer():
+    start, end, offsets = one_window(8, 5)  # end before start: the only high-scoring pair is invalid
+    start[:, 4:], end[:, 4:] = -np.inf, -np.inf  # and no other context pair is finite
+    result = postprocess(start, end, offsets, np.zeros(1, np.int32), ["abcdefghijklmnopq"])
+    assert result.answers == [""] and np.isfinite(result.null_odds).all()
+    assert result.answers_at(1e30) == [""]
