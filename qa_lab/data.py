@@ -42,6 +42,7 @@ class SplitReport:
     answers_unlocatable: int = 0  # answer text not found in the context
     examples_dropped: int = 0  # training examples none of whose answers could be located
     unanswerable: int = 0  # examples with no answer (SQuAD v2 style)
+    unanswerable_dropped: int = 0  # left out because data.version_2=false (SQuAD v1.1 cannot score them)
     selected_out: int = 0  # left out by max_train_samples / max_eval_samples
 
 
@@ -50,6 +51,12 @@ class Splits:
     train: pd.DataFrame
     validation: pd.DataFrame
     report: dict[str, SplitReport] = field(default_factory=dict)
+    version_2: bool = False  # SQuAD v2: unanswerable questions are trained on and scored
+
+
+def unanswerable(frame: pd.DataFrame) -> np.ndarray:
+    """Rows without any gold answer (SQuAD v2's unanswerable questions)."""
+    return frame["answers"].map(lambda answers: len(answers["text"]) == 0).to_numpy(dtype=bool)
 
 
 def read_examples(path: str | Path) -> pd.DataFrame:
@@ -259,10 +266,20 @@ def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
     else:
         train, validation = split_by_context(train, data.validation_fraction, data.split_seed)
         validation_report = SplitReport(rows=len(validation))
+    # SQuAD v2 when asked (data.version_2) or, by default, when any question has no answer
+    version_2 = data.get("version_2") if data.get("version_2") is not None else bool(unanswerable(train).any() or unanswerable(validation).any())
+    if not version_2:
+        train, train_report.unanswerable_dropped = _answerable_only(train)
+        validation, validation_report.unanswerable_dropped = _answerable_only(validation)
     train, train_report.selected_out = _select(train, data.max_train_samples)
     validation, validation_report.selected_out = _select(validation, data.max_eval_samples)
     train_report.examples, validation_report.examples = len(train), len(validation)
-    return Splits(train, validation, {"train": train_report, "validation": validation_report})
+    return Splits(train, validation, {"train": train_report, "validation": validation_report}, version_2)
+
+
+def _answerable_only(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    empty = unanswerable(frame)
+    return frame[~empty].reset_index(drop=True), int(empty.sum())
 
 
 def _select(frame: pd.DataFrame, limit: int | None) -> tuple[pd.DataFrame, int]:

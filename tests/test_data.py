@@ -166,3 +166,48 @@ def test_fingerprint_follows_content(xquad):
     changed = xquad.copy()
     changed.loc[0, "question"] = changed.loc[0, "question"] + "?"
     assert fingerprint(changed) != fingerprint(xquad)
+
+
+def v2_files(tmp_path):
+    """Official SQuAD v2.0 JSON (is_impossible, plausible answers) for training, flat JSONL with empty answers for validation."""
+    answerable = [record(f"a{i}", question=f"Where was Ada born? ({i})") for i in range(6)]
+    impossible = [
+        {"id": f"n{i}", "question": f"Where did Babbage die? ({i})", "is_impossible": True, "answers": [],
+         "plausible_answers": [{"text": "London", "answer_start": 25}]}
+        for i in range(3)
+    ]
+    payload = squad_json(answerable)
+    payload["version"] = "v2.0"
+    payload["data"][0]["paragraphs"][0]["qas"] += impossible
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(payload))
+    validation = tmp_path / "validation.jsonl"
+    rows = [record("va"), {**record("vn", question="Who was Ada's teacher?"), "answers": {"text": [], "answer_start": []}}]
+    validation.write_text("\n".join(json.dumps(row) for row in rows))
+    return train, validation
+
+
+@pytest.mark.parametrize(("version_2", "expected"), [(None, True), (True, True), (False, False)])
+def test_squad_v2_is_detected_and_can_be_overridden(tmp_path, version_2, expected):
+    train, validation = v2_files(tmp_path)
+    data = OmegaConf.create(
+        {"source": "files", "train_file": str(train), "validation_file": str(validation), "version_2": version_2,
+         "max_train_samples": None, "max_eval_samples": None}
+    )
+    splits = load_splits(data, hub_timeout=1)
+    assert splits.version_2 is expected
+    impossible = splits.train["answers"].map(lambda a: not a["text"]).sum()
+    if expected:  # unanswerable questions are trained on and scored
+        assert (len(splits.train), impossible, len(splits.validation)) == (9, 3, 2)
+        assert splits.report["train"].unanswerable == 3 and splits.report["train"].unanswerable_dropped == 0
+    else:  # left out, and counted
+        assert (len(splits.train), impossible, len(splits.validation)) == (6, 0, 1)
+        assert (splits.report["train"].unanswerable_dropped, splits.report["validation"].unanswerable_dropped) == (3, 1)
+
+
+def test_answerable_data_stays_squad_v1_unless_asked():
+    data = OmegaConf.create({"source": "files", "train_file": str(XQUAD), "validation_file": None, "validation_fraction": 0.2,
+                             "split_seed": 0, "max_train_samples": None, "max_eval_samples": None, "version_2": None})
+    assert load_splits(data, hub_timeout=1).version_2 is False
+    data.version_2 = True
+    assert load_splits(data, hub_timeout=1).version_2 is True
