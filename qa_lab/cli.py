@@ -1,4 +1,4 @@
-"""Command line: `qa-lab data check`, `qa-lab score`, `qa-lab predict`, and the Hydra run wrapper.
+"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`, and the Hydra run wrapper.
 
 Errors caused by input or configuration print as one clear message (what, where, how to fix) and exit
 with status 2, never as a library traceback.
@@ -91,37 +91,57 @@ def data_check(args: argparse.Namespace) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    """The official SQuAD v1.1 evaluation script's job, for any data format qa-lab reads."""
-    from qa_lab.data import read_examples
-    from qa_lab.metrics import squad_v1
+    """The official SQuAD v1.1 or v2.0 evaluation script's job, for any data format qa-lab reads."""
+    from qa_lab.data import read_examples, unanswerable
+    from qa_lab.metrics import squad_v1, squad_v2
 
     try:
         examples = read_examples(args.data)
-        predictions = _read_predictions(args.predictions)
+        predictions = {qid: "" if text is None else str(text) for qid, text in _read_object(args.predictions, "predictions", "{id: answer text}").items()}
         references = dict(zip(examples["id"].astype(str), (a["text"] for a in examples["answers"])))
-        result = squad_v1(predictions, references)
+        na_probs = _read_na_probs(args.na_prob_file) if args.na_prob_file else None
+        version_2 = args.squad_version == "2.0" or (
+            args.squad_version == "auto" and (na_probs is not None or bool(unanswerable(examples).any()))
+        )
+        if not version_2 and na_probs is not None:
+            raise QALabError("--na-prob-file is a SQuAD v2.0 option", where="--squad-version 1.1", fix="drop one of the two")
+        if version_2:
+            result = squad_v2(predictions, references, na_probs, args.na_prob_thresh)
+        else:
+            result = squad_v1(predictions, references)
     except QALabError as error:
         print(error.message(), file=sys.stderr)
         return EXIT_INPUT_ERROR
-    if result["missing"]:
-        missing = [i for i in references if i not in predictions]
-        print(f"warning: {result['missing']} question(s) have no prediction and score 0, e.g. {missing[:5]}", file=sys.stderr)
+    missing = [i for i in references if i not in predictions]
+    if missing:
+        print(f"warning: {len(missing)} question(s) have no prediction and score 0, e.g. {missing[:5]}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 
 
-def _read_predictions(path: str) -> dict[str, str]:
+def _read_object(path: str, what: str, layout: str) -> dict:
+    """A JSON object file keyed by question id (ids as strings), or a clear error."""
     from qa_lab.errors import DataError
 
     try:
-        predictions = json.loads(Path(path).read_text(encoding="utf-8"))
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError("file not found", where=path, fix="give the predictions file") from None
+        raise DataError("file not found", where=path, fix=f"give the {what} file") from None
     except json.JSONDecodeError as error:
-        raise DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}", where=path, fix="predictions are a JSON object {id: answer text}") from None
-    if not isinstance(predictions, dict):
-        raise DataError("predictions must be a JSON object {id: answer text}", where=path)
-    return {str(k): "" if v is None else str(v) for k, v in predictions.items()}
+        raise DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}", where=path, fix=f"{what} are a JSON object {layout}") from None
+    if not isinstance(payload, dict):
+        raise DataError(f"{what} must be a JSON object {layout}", where=path)
+    return {str(key): value for key, value in payload.items()}
+
+
+def _read_na_probs(path: str) -> dict[str, float]:
+    from qa_lab.errors import DataError
+
+    na_probs = _read_object(path, "no-answer probabilities (null odds)", "{id: number}")
+    bad = [qid for qid, value in na_probs.items() if isinstance(value, bool) or not isinstance(value, (int, float))]
+    if bad:
+        raise DataError(f"{len(bad)} value(s) are not numbers, e.g. {bad[:5]}", where=path, fix="write {id: number}, e.g. a run's null_odds.json")
+    return {qid: float(value) for qid, value in na_probs.items()}
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -131,11 +151,11 @@ def predict_command(args: argparse.Namespace) -> int:
     from qa_lab import batching
     from qa_lab.artifacts import write_json
     from qa_lab.config import validate_for_model
-    from qa_lab.data import clean_examples, read_examples
+    from qa_lab.data import clean_examples, read_examples, unanswerable
     from qa_lab.evaluation import predict_logits, score
     from qa_lab.features import tokenize_windows
     from qa_lab.model import load_config, load_model
-    from qa_lab.settings import conf_file
+    from qa_lab.settings import VERSION_KEY, conf_file
 
     trainer = conf_file("trainer", "default.yaml")
     chosen = _settings(args)
@@ -159,14 +179,20 @@ def predict_command(args: argparse.Namespace) -> int:
     start, end = predict_logits(model, loader, accelerator, windows, pad_left)
     if not accelerator.is_main_process:
         return 0
-    answerable = examples[examples["answers"].map(lambda a: len(a["text"]) > 0)]
-    evaluation = score(start, end, windows, examples, chosen["n_best"], chosen["max_answer_length"])
+    answered = ~unanswerable(examples)
+    # not given and not saved with the model: SQuAD v2 for labelled data with unanswerable questions
+    version_2 = chosen[VERSION_KEY] if chosen[VERSION_KEY] is not None else bool(answered.any() and not answered.all())
+    evaluation = score(
+        start, end, windows, examples, chosen["n_best"], chosen["max_answer_length"], version_2, chosen["null_score_diff_threshold"]
+    )
     write_json(args.out, evaluation.answers)
     if args.nbest_out:
         write_json(args.nbest_out, evaluation.nbest)
-    result = {"examples": len(examples), "windows": len(windows), "out": str(args.out)}
-    if len(answerable) == len(examples):
-        result |= {"exact_match": evaluation.metrics["exact_match"], "f1": evaluation.metrics["f1"]}
+    if args.null_odds_out:
+        write_json(args.null_odds_out, evaluation.null_odds)
+    result = {"examples": len(examples), "windows": len(windows), "out": str(args.out), "version_2": version_2}
+    if answered.any():  # labelled data: its scores too
+        result |= evaluation.metrics
     print(json.dumps(result))
     return 0
 
@@ -183,6 +209,8 @@ def _settings(args: argparse.Namespace) -> dict[str, int]:
     from qa_lab import settings
 
     given = {key: getattr(args, key, None) for key in (*settings.WINDOW_KEYS, *settings.SEARCH_KEYS)}
+    if getattr(args, "squad_version", None) is not None:
+        given[settings.VERSION_KEY] = args.squad_version == "2.0"
     return settings.for_model(_model_path(args.model), given)
 
 
@@ -213,9 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     _window_arguments(check)
     check.set_defaults(handler=data_check)
 
-    scorer = commands.add_parser("score", help="official SQuAD v1.1 EM/F1 of a predictions file")
+    scorer = commands.add_parser("score", help="official SQuAD v1.1 or v2.0 scores of a predictions file")
     scorer.add_argument("data", help="gold data in any format qa-lab reads")
     scorer.add_argument("predictions", help="JSON {question id: answer text}")
+    scorer.add_argument(
+        "--squad-version", choices=["auto", "1.1", "2.0"], default="auto",
+        help="auto: 2.0 when a question has no gold answer or --na-prob-file is given",
+    )
+    scorer.add_argument("--na-prob-file", default=None, help="SQuAD v2.0: JSON {id: no-answer score}, e.g. a run's null_odds.json; adds best_* fields")
+    scorer.add_argument(
+        "--na-prob-thresh", type=float, default=1.0,
+        help="SQuAD v2.0: a question whose no-answer score is above this counts as answered 'no answer' (official default 1.0)",
+    )
     scorer.set_defaults(handler=score_command)
 
     predict = commands.add_parser("predict", help="answer the questions of a data file with a trained model")
@@ -223,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", required=True)
     predict.add_argument("--out", required=True, help="where to write {id: answer text}")
     predict.add_argument("--nbest-out", default=None, help="also write the n-best candidates here")
+    predict.add_argument("--null-odds-out", default=None, help="also write {id: null score - best span score} here (SQuAD v2)")
+    predict.add_argument(
+        "--squad-version", choices=["1.1", "2.0"], default=None,
+        help="2.0: answer '' when the null odds exceed the threshold (default: as the model was trained, else 2.0 "
+        "for labelled data with unanswerable questions)",
+    )
+    predict.add_argument("--null-score-diff-threshold", type=float, default=None, help="SQuAD v2 (conf: postprocess.null_score_diff_threshold)")
     predict.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (conf: trainer.eval_batch_size)")
     predict.add_argument("--n-best", type=int, default=None, help="start and end candidates per window (conf: postprocess.n_best)")
     predict.add_argument("--max-answer-length", type=int, default=None, help="in tokens (conf: postprocess.max_answer_length)")

@@ -16,17 +16,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from qa_lab.features import Windows
-from qa_lab.metrics import squad_v1
+from qa_lab.metrics import squad_v1, squad_v2
 from qa_lab.postprocess import Postprocessed, postprocess
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# SQuAD v2 scores logged beside exact_match and f1 (official names); the threshold the answers used
+V2_KEYS = ("HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
+THRESHOLD_KEY = "null_threshold"
 
 
 @dataclass
 class Evaluation:
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # exact_match and f1 (v1: none for unlabelled data); V2_KEYS and null_threshold for v2
     answers: dict[str, str]  # {question id: answer text}, the official predictions format
     nbest: dict[str, list[dict]]
+    null_odds: dict[str, float]  # {question id: null score - best span score}, what SQuAD v2 thresholds
 
 
 @torch.no_grad()
@@ -66,14 +70,45 @@ def store_logits(
 
 
 def score(
-    start: np.ndarray, end: np.ndarray, windows: Windows, examples: pd.DataFrame, n_best: int, max_answer_length: int
+    start: np.ndarray,
+    end: np.ndarray,
+    windows: Windows,
+    examples: pd.DataFrame,
+    n_best: int,
+    max_answer_length: int,
+    version_2: bool = False,
+    null_threshold: float = 0.0,
+    tune_threshold: bool = False,
 ) -> Evaluation:
-    """Answers from logits, then the official SQuAD v1.1 EM/F1 against the examples' gold answers."""
+    """Answers from logits, then the official SQuAD scores against the examples' gold answers.
+
+    SQuAD v2: an answer is "" when its null odds exceed `null_threshold`, or, with `tune_threshold`, the
+    threshold that maximises F1 on these examples. The best-threshold search runs over the best spans
+    and their null odds (not over answers already cut at a threshold).
+    """
     result: Postprocessed = postprocess(
-        start, end, windows.offsets, windows.example_index, examples["context"].tolist(), n_best, max_answer_length
+        start, end, windows.offsets, windows.example_index, examples["context"].tolist(), n_best, max_answer_length,
+        windows.cls_index,
     )
     ids = examples["id"].tolist()
-    answers = dict(zip(ids, result.answers))
     references = dict(zip(ids, (a["text"] for a in examples["answers"])))
-    metrics = squad_v1(answers, references)
-    return Evaluation(metrics=metrics, answers=answers, nbest=dict(zip(ids, result.nbest)))
+    nbest = dict(zip(ids, result.nbest))
+    null_odds = dict(zip(ids, result.null_odds.tolist()))
+    if not version_2:
+        answers = dict(zip(ids, result.answers))
+        # SQuAD v1.1 cannot score a question without a gold answer (e.g. unlabelled data): no metrics then
+        metrics = squad_v1(answers, references) if all(len(golds) for golds in references.values()) else {}
+        return Evaluation(metrics=metrics, answers=answers, nbest=nbest, null_odds=null_odds)
+    spans = dict(zip(ids, result.answers))
+    official = squad_v2(spans, references, null_odds, null_threshold)
+    if tune_threshold:
+        null_threshold = official["best_f1_thresh"]
+        official = squad_v2(spans, references, null_odds, null_threshold)
+    metrics = {
+        "exact_match": official["exact"],
+        "f1": official["f1"],
+        **{key: official[key] for key in V2_KEYS if key in official},  # HasAns_/NoAns_ only when there are some
+        THRESHOLD_KEY: float(null_threshold),
+    }
+    answers = dict(zip(ids, result.answers_at(null_threshold)))
+    return Evaluation(metrics=metrics, answers=answers, nbest=nbest, null_odds=null_odds)

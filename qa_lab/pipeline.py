@@ -27,7 +27,9 @@ TASK = "question-answering"
 class QuestionAnsweringPipeline(Pipeline):
     """pipeline(question=..., context=...) -> {"answer", "score", "start", "end"}.
 
-    `score` is the probability of the answer among the n-best spans (softmax of their start+end logits).
+    `score` is the probability of the answer among the n-best spans (softmax of their start+end logits),
+    and for a SQuAD v2 model also the null answer (answer "", start and end -1) when its null odds exceed
+    the model's null_score_diff_threshold.
     """
 
     _load_processor = False
@@ -43,7 +45,8 @@ class QuestionAnsweringPipeline(Pipeline):
     def _sanitize_parameters(self, **kwargs: Any):
         """Keyword arguments > the settings the model was saved with > the conf/ defaults."""
         chosen = settings.for_model(self.model.name_or_path, kwargs)
-        return {key: chosen[key] for key in settings.WINDOW_KEYS}, {}, {key: chosen[key] for key in settings.SEARCH_KEYS}
+        search = {key: chosen[key] for key in (*settings.SEARCH_KEYS, settings.VERSION_KEY)}
+        return {key: chosen[key] for key in settings.WINDOW_KEYS}, {}, search
 
     def preprocess(self, inputs: dict[str, str], **window: int) -> dict[str, Any]:
         frame = pd.DataFrame(
@@ -61,7 +64,7 @@ class QuestionAnsweringPipeline(Pipeline):
         logits = torch.stack([outputs.start_logits, outputs.end_logits], dim=1).float()
         return {**model_inputs, "logits": logits}
 
-    def postprocess(self, model_outputs: dict[str, Any], **search: int) -> dict[str, Any]:
+    def postprocess(self, model_outputs: dict[str, Any], **search: Any) -> dict[str, Any]:
         windows = model_outputs["windows"]
         start = np.full(windows.offsets.shape[:2], -np.inf, dtype=np.float32)
         end = np.full(windows.offsets.shape[:2], -np.inf, dtype=np.float32)
@@ -69,14 +72,18 @@ class QuestionAnsweringPipeline(Pipeline):
         store_logits(start, end, index, model_outputs["logits"].cpu().numpy(), windows.lengths, model_outputs["pad_left"])
         result = postprocess(
             start, end, windows.offsets, windows.example_index, [model_outputs["context"]],
-            search["n_best"], search["max_answer_length"],
+            search["n_best"], search["max_answer_length"], windows.cls_index,
         )
-        candidates = result.nbest[0]
-        if not candidates:
+        scores = np.array([c["score"] for c in result.nbest[0]], dtype=np.float64)
+        no_answer = bool(search[settings.VERSION_KEY]) and result.null_odds[0] > search["null_score_diff_threshold"]
+        if bool(search[settings.VERSION_KEY]):
+            scores = np.append(scores, result.null_scores[0])  # the null answer competes in the softmax
+        if len(scores) == 0:
             return {"answer": "", "score": 0.0, "start": -1, "end": -1}
-        scores = np.array([c["score"] for c in candidates], dtype=np.float64)
-        probability = float(np.exp(scores[0] - scores.max()) / np.exp(scores - scores.max()).sum())
-        return {"answer": result.answers[0], "score": probability, "start": int(result.start_char[0]), "end": int(result.end_char[0])}
+        probabilities = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        if no_answer:
+            return {"answer": "", "score": float(probabilities[-1]), "start": -1, "end": -1}
+        return {"answer": result.answers[0], "score": float(probabilities[0]), "start": int(result.start_char[0]), "end": int(result.end_char[0])}
 
 
 def register() -> None:

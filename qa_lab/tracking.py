@@ -15,10 +15,12 @@ import httpx
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.artifacts import append_jsonl
+from qa_lab.evaluation import THRESHOLD_KEY, V2_KEYS
 
 log = logging.getLogger(__name__)
 
-EVAL_KEYS = ("exact_match", "f1", "eval_seconds")  # per-epoch keys logged under eval/, the rest under epoch/
+# per-epoch keys logged under eval/ (with the SQuAD v2 scores), the rest under epoch/
+EVAL_KEYS = ("exact_match", "f1", "eval_seconds", *V2_KEYS, THRESHOLD_KEY)
 SECRET_SUFFIXES = ("_token", "_key", "token", "password", "secret", "api_key")
 REDACTED = "<redacted>"
 
@@ -74,6 +76,8 @@ class Tracker:
             run.define_metric("epoch/*", step_metric="epoch")
             run.define_metric("eval/f1", step_metric="epoch", summary="max")
             run.define_metric("eval/exact_match", step_metric="epoch", summary="max")
+            run.define_metric("eval/HasAns_f1", step_metric="epoch", summary="max")
+            run.define_metric("eval/NoAns_f1", step_metric="epoch", summary="max")
             run.define_metric("train/step")
             run.define_metric("train/*", step_metric="train/step")
         except Exception as error:  # noqa: BLE001 - tracking must never cost the run

@@ -1,7 +1,8 @@
 """The experiment: fine-tune with a custom Accelerate loop, evaluate EM/F1 after every epoch, keep the best.
 
 What a run leaves in its directory: metrics.jsonl (one line per epoch), predictions.json and
-nbest_predictions.json of the best epoch, best/ (model + tokenizer), summary.json, data_report.json.
+nbest_predictions.json of the best epoch (and null_odds.json for SQuAD v2), best/ (model + tokenizer),
+summary.json, data_report.json.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from qa_lab.artifacts import write_directory, write_json
 from qa_lab.config import validate_for_model, validate_settings
 from qa_lab.data import fingerprint, load_splits
 from qa_lab.errors import QALabError
-from qa_lab.evaluation import predict_logits, score
+from qa_lab.evaluation import THRESHOLD_KEY, V2_KEYS, Evaluation, predict_logits, score
 from qa_lab.features import WindowSpec, cached_windows
 from qa_lab.model import load_config, load_model, load_tokenizer
 from qa_lab.tracking import Tracker
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 LENGTH_GROUP_BATCHES = 50  # batches per length-sorted group in the training order
+EPOCH_SCORES = ("exact_match", "f1", *V2_KEYS, THRESHOLD_KEY)  # what an epoch's record takes from its evaluation
 
 
 class NonFiniteLossError(QALabError):
@@ -74,11 +76,16 @@ def train(cfg: DictConfig) -> float:
         train_windows, train_hit = cached_windows(tokenizer, splits.train, spec, False, cfg.paths.cache_dir)
         eval_windows, eval_hit = cached_windows(tokenizer, splits.validation, spec, True, cfg.paths.cache_dir)
     log.info(
-        "data: %d train examples -> %d windows%s, %d validation examples -> %d windows%s",
+        "data: %d train examples -> %d windows%s, %d validation examples -> %d windows%s%s",
         len(splits.train), len(train_windows), " (cached)" if train_hit else "",
         len(splits.validation), len(eval_windows), " (cached)" if eval_hit else "",
+        ", SQuAD v2 (unanswerable questions included)" if splits.version_2 else "",
     )
+    dropped = sum(report.unanswerable_dropped for report in splits.report.values())
+    if dropped:
+        log.warning("data.version_2=false: %d unanswerable question(s) left out (see data_report.json)", dropped)
     data_report = {
+        "version_2": splits.version_2,
         "splits": {name: asdict(report) for name, report in splits.report.items()},
         "features": {"train": asdict(train_windows.stats), "validation": asdict(eval_windows.stats)},
         "fingerprints": {"train": fingerprint(splits.train), "validation": fingerprint(splits.validation)},
@@ -136,18 +143,19 @@ def train(cfg: DictConfig) -> float:
                 evaluation = score(
                     start_logits, end_logits, eval_windows, splits.validation,
                     cfg.postprocess.n_best, cfg.postprocess.max_answer_length,
+                    splits.version_2, cfg.postprocess.null_score_diff_threshold, cfg.postprocess.apply_best_threshold,
                 )
-                record |= {"exact_match": evaluation.metrics["exact_match"], "f1": evaluation.metrics["f1"]}
+                record |= {key: value for key, value in evaluation.metrics.items() if key in EPOCH_SCORES}
                 record["eval_seconds"] = time.perf_counter() - eval_started
                 tracker.log_epoch(record)
                 log.info(
-                    "epoch %d | loss %.4f | EM %.2f | F1 %.2f | train %.0fs (%.1f samples/s) | eval %.0fs",
-                    epoch, record["train_loss"], record["exact_match"], record["f1"],
+                    "epoch %d | loss %.4f | EM %.2f | F1 %.2f%s | train %.0fs (%.1f samples/s) | eval %.0fs",
+                    epoch, record["train_loss"], record["exact_match"], record["f1"], _v2_summary(record),
                     train_seconds, record["train_samples_per_second"], record["eval_seconds"],
                 )
                 if best is None or record[cfg.objective] > best[cfg.objective]:
                     best = record
-                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg)
+                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg, splits.version_2)
                 if trial is not None and trial.should_stop(epoch, record[cfg.objective]):
                     pruned_at = epoch
             [pruned_at] = broadcast_object_list([pruned_at])  # every process stops at the same epoch
@@ -216,14 +224,26 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save_best(run_dir: Path, evaluation, model, tokenizer, cfg: DictConfig) -> None:
+def _v2_summary(record: dict[str, Any]) -> str:
+    """HasAns/NoAns F1 and the best threshold for the epoch's log line (SQuAD v2 only)."""
+    if THRESHOLD_KEY not in record:
+        return ""
+    parts = [f"{name} F1 {record[key]:.2f}" for name, key in (("HasAns", "HasAns_f1"), ("NoAns", "NoAns_f1")) if key in record]
+    return " | " + " | ".join(parts + [f"best F1 {record['best_f1']:.2f} at null threshold {record['best_f1_thresh']:.3f}"])
+
+
+def _save_best(run_dir: Path, evaluation: Evaluation, model, tokenizer, cfg: DictConfig, version_2: bool) -> None:
     write_json(run_dir / "predictions.json", evaluation.answers)
     write_json(run_dir / "nbest_predictions.json", evaluation.nbest)
+    used: dict[str, Any] = {"version_2": version_2}
+    if version_2:
+        write_json(run_dir / "null_odds.json", evaluation.null_odds)
+        used["null_score_diff_threshold"] = evaluation.metrics[THRESHOLD_KEY]
 
     def fill(folder: Path) -> None:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        settings.save(folder, cfg)
+        settings.save(folder, cfg, **used)
 
     write_directory(run_dir / "best", fill)
 
@@ -237,6 +257,7 @@ def _summary(cfg: DictConfig, best: dict[str, Any], started: float, data_report:
         "seed": cfg.trainer.seed,
         "model": cfg.model.name_or_path,
         "data": cfg.data.short_name,
+        "version_2": data_report["version_2"],
         "data_fingerprints": data_report["fingerprints"],
         "wandb_mode": tracker.wandb_mode,
         **provenance.describe(),

@@ -87,12 +87,13 @@ def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, 
 
 
 def test_predict_with_best_uses_the_runs_settings_and_reproduces_its_predictions(tiny_run, tiny_validation, tmp_path):
-    """No window flags: best/qa_lab.json carries max_length=128, stride=32 of the run, not conf's 384/128."""
+    """No window flags: best/qa_lab.json carries max_length=128, stride=32 of the run, not conf's 384/128,
+    and the SQuAD version the run resolved from its data (v1.1 here, conf says "decide from the data")."""
     from qa_lab.settings import SETTINGS_FILE, conf_defaults
 
     run_dir, _ = tiny_run
     saved = json.loads((run_dir / "best" / SETTINGS_FILE).read_text())
-    assert saved == conf_defaults() | {"max_length": 128, "stride": 32}
+    assert saved == conf_defaults() | {"max_length": 128, "stride": 32, "version_2": False}
     out = tmp_path / "predictions.json"
     done = subprocess.run(
         [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(tiny_validation), "--out", str(out)],
