@@ -127,3 +127,31 @@ def test_version_2_false_leaves_unanswerable_questions_out_and_says_so(tmp_path)
     report = json.loads((run_dir / "data_report.json").read_text())
     dropped = report["splits"]["validation"]["unanswerable_dropped"]
     assert dropped > 0 and len(json.loads((run_dir / "predictions.json").read_text())) == 48 - dropped
+
+
+def test_pipeline_of_a_v2_model_answers_no_answer_above_its_threshold(v2_run, v2_validation):
+    import numpy as np
+    import pandas as pd
+    from transformers import pipeline
+
+    import qa_lab.pipeline  # noqa: F401 - registers the question-answering task
+
+    null_odds = json.loads((v2_run / "null_odds.json").read_text())
+    nbest = json.loads((v2_run / "nbest_predictions.json").read_text())
+    answerer = pipeline("question-answering", model=str(v2_run / "best"))
+    rows = pd.read_json(v2_validation, lines=True, dtype=False).set_index("id")
+    # a threshold in the middle of the run's null odds: some questions get a span, some "no answer"
+    threshold = float(np.median(list(null_odds.values())))
+    ranked = sorted(null_odds, key=null_odds.get)
+    spans = empties = 0
+    for qid in ranked[::6]:
+        answer = answerer(question=rows.loc[qid, "question"], context=rows.loc[qid, "context"], null_score_diff_threshold=threshold)
+        expected = "" if null_odds[qid] > threshold or not nbest[qid] else nbest[qid][0]["text"]
+        assert answer["answer"] == expected, qid
+        assert 0.0 <= answer["score"] <= 1.0
+        if expected == "":
+            assert answer["start"] == answer["end"] == -1
+            empties += 1
+        else:
+            spans += 1
+    assert spans and empties
