@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # The sweep tests start a throw-away PostgreSQL server: Debian's postgresql package, installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test postgres
+.PHONY: setup run test postgres chromium
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -27,5 +27,10 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
-test: setup postgres
+# The report test renders report.html in a real headless browser: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: setup postgres chromium
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: str | Path, payload: Any) -> None:
+def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     staging = path.with_name(f".{path.name}.tmp")
     with open(staging, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, ensure_ascii=False)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(staging, path)
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=1, ensure_ascii=False))
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:

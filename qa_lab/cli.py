@@ -1,4 +1,5 @@
-"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`, and the Hydra run wrapper.
+"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`,
+`qa-lab compare`, and the Hydra run wrapper.
 
 Errors caused by input or configuration print as one clear message (what, where, how to fix) and exit
 with status 2, never as a library traceback.
@@ -197,6 +198,30 @@ def predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_command(args: argparse.Namespace) -> int:
+    """Print the runs table, write runs.csv and report.html."""
+    from qa_lab.compare import compare, table_text, write_outputs
+    from qa_lab.settings import conf_file
+
+    options = conf_file("compare", "default.yaml")
+    if args.bootstrap_samples is not None:
+        options.bootstrap.samples = args.bootstrap_samples
+    try:
+        comparison = compare(args.paths, options, _hub_timeout(args), args.study_storage, args.study_name)
+        csv_path, html_path = write_outputs(comparison, Path(args.out or options.out))
+    except QALabError as error:
+        print(error.message(), file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    print(table_text(comparison))
+    if not comparison.tests.empty:
+        print()
+        print(comparison.tests.set_index("run").to_string(float_format=lambda v: f"{v:.4g}"))
+    for note in comparison.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"\nwrote {csv_path} and {html_path}")
+    return 0
+
+
 def _window_arguments(parser: argparse.ArgumentParser) -> None:
     """Not given = what the model was saved with (best/qa_lab.json), else the defaults in conf/."""
     parser.add_argument("--max-length", type=int, default=None, help="tokens per window (conf: data.max_length)")
@@ -272,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-answer-length", type=int, default=None, help="in tokens (conf: postprocess.max_answer_length)")
     _window_arguments(predict)
     predict.set_defaults(handler=predict_command)
+
+    comparer = commands.add_parser("compare", help="runs side by side: table, runs.csv and an offline report.html")
+    comparer.add_argument("paths", nargs="+", help="run folders, multirun/sweep folders (every run inside) or globs")
+    comparer.add_argument("--out", default=None, help="where runs.csv and report.html go (conf: compare/default.yaml out)")
+    comparer.add_argument("--study-storage", default=None, help="Optuna storage URL (default: the one the runs' sweep used)")
+    comparer.add_argument("--study-name", default=None, help="Optuna study name (default: the runs' study)")
+    comparer.add_argument("--bootstrap-samples", type=int, default=None, help="resamples of the paired bootstrap (conf: 10000)")
+    comparer.add_argument("--hub-timeout", type=float, default=None, help="seconds to wait for the Hub when a run's data comes from it")
+    comparer.set_defaults(handler=compare_command)
     return parser
 
 

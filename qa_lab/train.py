@@ -165,6 +165,7 @@ def train(cfg: DictConfig) -> float:
     finally:
         if accelerator.is_main_process and best is not None:
             summary = _summary(cfg, best, started, data_report, tracker) | trial_info
+            summary["status"] = "failed" if failed else ("pruned" if pruned_at is not None else "complete")
             if pruned_at is not None:
                 summary["pruned_at_epoch"] = pruned_at
             write_json(run_dir / "summary.json", summary)
