@@ -213,6 +213,9 @@ def compare_command(args: argparse.Namespace) -> int:
         print(error.message(), file=sys.stderr)
         return EXIT_INPUT_ERROR
     print(table_text(comparison))
+    if not comparison.groups.empty:
+        print()
+        print(comparison.groups.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if not comparison.tests.empty:
         print()
         print(comparison.tests.set_index("run").to_string(float_format=lambda v: f"{v:.4g}"))

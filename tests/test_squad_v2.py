@@ -155,3 +155,16 @@ def test_pipeline_of_a_v2_model_answers_no_answer_above_its_threshold(v2_run, v2
         else:
             spans += 1
     assert spans and empties
+
+
+def test_compare_shows_hasans_and_noans_columns(v2_run, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "qa_lab.cli", "compare", str(v2_run), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import pandas as pd
+
+    [row] = pd.read_csv(tmp_path / "runs.csv").to_dict("records")
+    best = json.loads((v2_run / "summary.json").read_text())["best"]
+    assert (row["HasAns_f1"], row["NoAns_f1"], row["f1"]) == (best["HasAns_f1"], best["NoAns_f1"], best["f1"])
+    assert "HasAns_f1" in done.stdout.splitlines()[0] and "<th>NoAns_f1</th>" in (tmp_path / "report.html").read_text()
