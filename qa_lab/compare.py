@@ -114,18 +114,22 @@ def _paired_tests(runs: Runs, per_question: dict, best_run: str | None, bootstra
 
 def _study(runs: Runs, storage: str | None, name: str | None, notes: list[str]) -> optuna.Study | None:
     """The Optuna study given on the command line, else the one the runs' sweep wrote (when they share one)."""
-    if storage is None and name is None:
+    given = storage is not None or name is not None
+    if given and (storage is None or name is None):
+        raise DataError("--study-storage and --study-name go together", where="qa-lab compare", fix="give both, or neither")
+    if not given:
         studies = {(study, _sweep_storage(runs.folders[run])) for run, study in runs.table["study"].dropna().items()}
         if len(studies) != 1:
             if len(studies) > 1:
                 notes.append(f"the runs come from {len(studies)} studies; give --study-storage and --study-name for the study views")
             return None
         [(name, storage)] = studies
-    if storage is None or name is None:
-        raise DataError("--study-storage and --study-name go together", where="qa-lab compare", fix="give both, or neither")
     try:
         return optuna.load_study(study_name=name, storage=storage)
-    except (KeyError, ValueError, ImportError) as error:
+    except Exception as error:  # noqa: BLE001 - unknown study, bad URL, unreachable server: all mean "no study"
+        if given:
+            raise DataError(f"cannot open study {name!r}: {type(error).__name__}: {error}", where=str(storage),
+                            fix="check --study-storage (an SQLAlchemy URL) and --study-name (optuna study list shows the names)") from None
         notes.append(f"study {name!r} could not be opened in {storage}: {error}")
         return None
 

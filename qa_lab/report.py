@@ -153,7 +153,7 @@ def _significance(comparison: Comparison) -> str:
 
 
 def _breakdowns(comparison: Comparison) -> str:
-    shown_runs = [run for run in comparison.runs.table.index[:MAX_BREAKDOWN_RUNS]]
+    shown_runs = list(comparison.runs.table.index[:MAX_BREAKDOWN_RUNS])
     parts = []
     for dimension in DIMENSIONS:
         table = comparison.breakdowns[dimension]

@@ -244,3 +244,12 @@ def test_optuna_dashboard_serves_the_sweeps_study(runs_root):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_unknown_study_is_a_clear_error(runs_root):
+    storage = f"sqlite:///{runs_root}/a/optuna/{STUDY}.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "qa_lab.cli", "compare", str(runs_root / "b"), "--study-storage", storage, "--study-name", "no-such-study"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2 and "cannot open study 'no-such-study'" in done.stderr and "Traceback" not in done.stderr
