@@ -96,8 +96,10 @@ def load_runs(paths: Sequence[str]) -> Runs:
 def resolved_config(folder: Path) -> DictConfig:
     """The run's composed config, with its Hydra config under `hydra` so that `${hydra:...}` resolves
     as in the run (output_dir = the folder, wherever it is now)."""
-    if not OmegaConf.has_resolver("hydra"):  # outside a Hydra app: look the key up in the saved hydra.yaml
-        OmegaConf.register_resolver("hydra", lambda key, _root_: OmegaConf.select(_root_, f"hydra.{key}"))
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():  # outside a Hydra app: look `${hydra:key}` up in the saved hydra.yaml
+        OmegaConf.register_resolver("hydra", lambda key, _root_: OmegaConf.select(_root_, f"hydra.{key}"), replace=True)
     config = OmegaConf.load(folder / RUN_MARKER)
     hydra_file = folder / ".hydra" / "hydra.yaml"
     if hydra_file.is_file():
