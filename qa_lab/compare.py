@@ -9,7 +9,6 @@ same questions are paired in the significance tests.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +20,8 @@ from qa_lab.artifacts import write_text
 from qa_lab.breakdown import breakdown, question_categories, score_questions
 from qa_lab.data import fingerprint, load_splits
 from qa_lab.errors import DataError, QALabError
-from qa_lab.runs import Runs, job_config, load_runs, resolved_config, varied_parameters
+from qa_lab.runs import Runs, job_config, load_runs, varied_parameters
 from qa_lab.significance import PairedTest, paired_bootstrap, seed_groups
-
-log = logging.getLogger(__name__)
 
 PRINTED = ["status", "backbone", "max_length", "stride", "lr", "epochs", "best_epoch", "exact_match", "f1", "HasAns_f1", "NoAns_f1", "train_samples_per_second", "wall_seconds"]
 
@@ -63,31 +60,39 @@ def compare(paths: list[str], options: DictConfig, hub_timeout: float, study_sto
 
 def _question_scores(runs: Runs, options: DictConfig, hub_timeout: float, notes: list[str]) -> tuple[dict, dict]:
     """Per-question EM/F1 of every run whose predictions and validation set are at hand."""
-    validations: dict[str, pd.DataFrame | str] = {}  # data config -> validation set, or why it is missing
+    # data config -> (validation set, its question categories, its fingerprint), or why the set is missing;
+    # built once per set, however many runs share it
+    validations: dict[str, tuple[pd.DataFrame, pd.DataFrame, str] | str] = {}
     per_question, categories = {}, {}
     for run in runs.table.index:
         folder, summary = runs.folders[run], runs.summaries[run]
         predictions_file = folder / "predictions.json"
         if not predictions_file.is_file():
             continue  # failed before its first evaluation: the table says so
-        data = OmegaConf.create(job_config(resolved_config(folder))["data"])
-        key = json.dumps(OmegaConf.to_container(data), sort_keys=True)
+        data = job_config(runs.configs[run])["data"]
+        key = json.dumps(data, sort_keys=True)
         if key not in validations:
             try:
-                validations[key] = load_splits(data, hub_timeout).validation
+                validation = load_splits(OmegaConf.create(data), hub_timeout).validation
+                bins = options.breakdown
+                validations[key] = (
+                    validation,
+                    question_categories(validation, bins.answer_length_bins, bins.context_length_bins),
+                    fingerprint(validation),
+                )
             except QALabError as error:
                 validations[key] = f"its validation data could not be loaded ({error.what})"
-        validation = validations[key]
-        if isinstance(validation, str):
-            notes.append(f"{run}: no per-question analysis: {validation}")
+        if isinstance(validations[key], str):
+            notes.append(f"{run}: no per-question analysis: {validations[key]}")
             continue
+        validation, run_categories, validation_fingerprint = validations[key]
         recorded = summary.get("data_fingerprints", {}).get("validation")
-        if recorded is not None and recorded != fingerprint(validation):
+        if recorded is not None and recorded != validation_fingerprint:
             notes.append(f"{run}: no per-question analysis: its validation data changed since the run (fingerprint {recorded})")
             continue
+        categories[run] = run_categories
         predictions = json.loads(predictions_file.read_text(encoding="utf-8"))
         per_question[run] = score_questions(predictions, validation, bool(summary.get("version_2", False)))
-        categories[run] = question_categories(validation, options.breakdown.answer_length_bins, options.breakdown.context_length_bins)
     return per_question, categories
 
 
@@ -118,7 +123,7 @@ def _study(runs: Runs, storage: str | None, name: str | None, notes: list[str]) 
     if given and (storage is None or name is None):
         raise DataError("--study-storage and --study-name go together", where="qa-lab compare", fix="give both, or neither")
     if not given:
-        studies = {(study, _sweep_storage(runs.folders[run])) for run, study in runs.table["study"].dropna().items()}
+        studies = {(study, _sweep_storage(runs.configs[run])) for run, study in runs.table["study"].dropna().items()}
         if len(studies) != 1:
             if len(studies) > 1:
                 notes.append(f"the runs come from {len(studies)} studies; give --study-storage and --study-name for the study views")
@@ -134,11 +139,10 @@ def _study(runs: Runs, storage: str | None, name: str | None, notes: list[str]) 
         return None
 
 
-def _sweep_storage(folder: Path) -> str | None:
+def _sweep_storage(config: DictConfig) -> str | None:
     """The storage URL a sweep trial's Hydra config names; relative SQLite paths are taken from the sweep's cwd."""
-    merged = resolved_config(folder)
-    storage = OmegaConf.select(merged, "hydra.sweeper.storage", default=None)
-    cwd = OmegaConf.select(merged, "hydra.runtime.cwd", default=None)
+    storage = OmegaConf.select(config, "hydra.sweeper.storage", default=None)
+    cwd = OmegaConf.select(config, "hydra.runtime.cwd", default=None)
     prefix = "sqlite:///"
     if storage and storage.startswith(prefix) and not storage.startswith(prefix + "/") and cwd:
         storage = prefix + str(Path(cwd) / storage[len(prefix):])

@@ -267,7 +267,9 @@ def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
         train, validation = split_by_context(train, data.validation_fraction, data.split_seed)
         validation_report = SplitReport(rows=len(validation))
     # SQuAD v2 when asked (data.version_2) or, by default, when any question has no answer
-    version_2 = data.get("version_2") if data.get("version_2") is not None else bool(unanswerable(train).any() or unanswerable(validation).any())
+    version_2 = data.get("version_2")
+    if version_2 is None:
+        version_2 = bool(unanswerable(train).any() or unanswerable(validation).any())
     if not version_2:
         train, train_report.unanswerable_dropped = _answerable_only(train)
         validation, validation_report.unanswerable_dropped = _answerable_only(validation)

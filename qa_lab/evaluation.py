@@ -94,12 +94,11 @@ def score(
     references = dict(zip(ids, (a["text"] for a in examples["answers"])))
     nbest = dict(zip(ids, result.nbest))
     null_odds = dict(zip(ids, result.null_odds.tolist()))
+    spans = dict(zip(ids, result.answers))  # the best span of every question
     if not version_2:
-        answers = dict(zip(ids, result.answers))
         # SQuAD v1.1 cannot score a question without a gold answer (e.g. unlabelled data): no metrics then
-        metrics = squad_v1(answers, references) if all(len(golds) for golds in references.values()) else {}
-        return Evaluation(metrics=metrics, answers=answers, nbest=nbest, null_odds=null_odds)
-    spans = dict(zip(ids, result.answers))
+        metrics = squad_v1(spans, references) if all(len(golds) for golds in references.values()) else {}
+        return Evaluation(metrics=metrics, answers=spans, nbest=nbest, null_odds=null_odds)
     official = squad_v2(spans, references, null_odds, null_threshold)
     if tune_threshold:
         null_threshold = official["best_f1_thresh"]

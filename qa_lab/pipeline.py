@@ -75,8 +75,9 @@ class QuestionAnsweringPipeline(Pipeline):
             search["n_best"], search["max_answer_length"], windows.cls_index,
         )
         scores = np.array([c["score"] for c in result.nbest[0]], dtype=np.float64)
-        no_answer = bool(search[settings.VERSION_KEY]) and result.null_odds[0] > search["null_score_diff_threshold"]
-        if bool(search[settings.VERSION_KEY]):
+        version_2 = bool(search[settings.VERSION_KEY])
+        no_answer = version_2 and result.null_odds[0] > search["null_score_diff_threshold"]
+        if version_2:
             scores = np.append(scores, result.null_scores[0])  # the null answer competes in the softmax
         if len(scores) == 0:
             return {"answer": "", "score": 0.0, "start": -1, "end": -1}

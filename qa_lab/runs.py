@@ -39,6 +39,7 @@ class Runs:
     table: pd.DataFrame  # one row per run, best F1 first; index = run name
     epochs: pd.DataFrame  # one row per (run, epoch): what metrics.jsonl holds
     parameters: dict[str, dict[str, Any]]  # run -> flattened resolved config, without NOT_PARAMETERS keys
+    configs: dict[str, DictConfig]  # run -> its config with its Hydra config (see resolved_config)
     folders: dict[str, Path]
     summaries: dict[str, dict]
 
@@ -72,9 +73,9 @@ def load_runs(paths: Sequence[str]) -> Runs:
     register_resolvers()
     folders = find_run_dirs(paths)
     names = _names(folders)
-    rows, epoch_rows, parameters, summaries = [], [], {}, {}
+    rows, epoch_rows, parameters, configs, summaries = [], [], {}, {}, {}
     for name, folder in zip(names, folders):
-        config = resolved_config(folder)
+        config = configs[name] = resolved_config(folder)
         try:
             flat = _flatten(job_config(config))
         except Exception as error:  # noqa: BLE001 - any resolver failure means the same to the user
@@ -90,7 +91,7 @@ def load_runs(paths: Sequence[str]) -> Runs:
         summaries[name] = summary
     table = pd.DataFrame(rows).set_index("run").sort_values("f1", ascending=False, na_position="last", kind="stable")
     epochs_table = pd.DataFrame(epoch_rows, columns=["run", "epoch", "exact_match", "f1"] if not epoch_rows else None)
-    return Runs(table, epochs_table, parameters, dict(zip(names, folders)), summaries)
+    return Runs(table, epochs_table, parameters, configs, dict(zip(names, folders)), summaries)
 
 
 def resolved_config(folder: Path) -> DictConfig:
