@@ -39,6 +39,26 @@ def xquad():
     return frame
 
 
+def offline_env(**extra: str) -> dict[str, str]:
+    """The environment of a `run.py` subprocess in tests: W&B offline, and no API key even if one is set."""
+    env = {**os.environ, "WANDB_MODE": "offline", **extra}
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def synthetic_validation(run_dir: Path, out: Path):
+    """The synthetic validation set a run used, regenerated from its saved config and written to `out`
+    as JSONL; returns the table."""
+    from omegaconf import OmegaConf
+
+    from qa_lab.synthetic import make_synthetic
+
+    options = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.synthetic)
+    frame = make_synthetic(**options)["validation"]
+    frame.to_json(out, orient="records", lines=True)
+    return frame
+
+
 def inspect_wandb(run_dir: Path) -> tuple[dict, dict]:
     """The one W&B offline run under a run folder, read with `wandb leet inspect`: its summary view
     (state, summary, config) and its run record (display name, group)."""

@@ -21,7 +21,7 @@ from qa_lab.breakdown import question_categories
 from qa_lab.metrics import question_scores
 from qa_lab.significance import paired_bootstrap, seed_groups
 
-from .conftest import ROOT, SHARED_DATA
+from .conftest import ROOT, SHARED_DATA, offline_env
 from .test_metrics import read_squad_answers
 
 ARTIFACTS = Path(os.environ.get("QA_LAB_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts"))
@@ -103,9 +103,7 @@ def test_question_types_and_length_buckets():
 # --- real run folders ----------------------------------------------------------------------------------
 
 def run(command: list[str], **extra) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", **extra.pop("env", {})}
-    env.pop("WANDB_API_KEY", None)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, **extra)
+    done = subprocess.run(command, cwd=ROOT, env=offline_env(**extra.pop("env", {})), capture_output=True, text=True, timeout=900, **extra)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 

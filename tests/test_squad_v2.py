@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import inspect_wandb
+from .conftest import inspect_wandb, synthetic_validation
 from .test_train import TINY_RUN, run_py
 
 V2_RUN = [*TINY_RUN, "data=synthetic_v2", "data.synthetic.num_validation=48"]
@@ -34,15 +34,9 @@ def v2_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def v2_validation(v2_run, tmp_path_factory) -> Path:
     """The run's validation set (a third unanswerable), regenerated from its config, as JSONL."""
-    from omegaconf import OmegaConf
-
-    from qa_lab.synthetic import make_synthetic
-
-    options = OmegaConf.to_container(OmegaConf.load(v2_run / ".hydra" / "config.yaml").data.synthetic)
     gold = tmp_path_factory.mktemp("gold") / "validation.jsonl"
-    frame = make_synthetic(**options)["validation"]
+    frame = synthetic_validation(v2_run, gold)
     assert 10 <= frame["answers"].map(lambda a: not a["text"]).sum() <= 22
-    frame.to_json(gold, orient="records", lines=True)
     return gold
 
 

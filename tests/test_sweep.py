@@ -20,7 +20,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from .conftest import ROOT, inspect_wandb
+from .conftest import ROOT, inspect_wandb, offline_env
 
 FAST = ["debug=fast"]  # the tiny model on 64 synthetic questions, one epoch, W&B off
 NO_PRUNING = "hydra/sweeper/pruner=none"
@@ -29,8 +29,7 @@ State = optuna.trial.TrialState
 
 
 def sweep(root: Path, *overrides: str, env_extra: dict | None = None, wait: bool = True):
-    env = {**os.environ, "WANDB_MODE": "offline", **(env_extra or {})}
-    env.pop("WANDB_API_KEY", None)
+    env = offline_env(**(env_extra or {}))
     command = [sys.executable, "run.py", "-m", f"paths.output_root={root}", *FAST, *overrides]
     if not wait:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

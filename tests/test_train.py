@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, XQUAD, inspect_wandb
+from .conftest import ROOT, XQUAD, inspect_wandb, offline_env, synthetic_validation
 
 TINY_RUN = [
     "model=tiny",
@@ -26,8 +25,7 @@ TINY_RUN = [
 
 
 def run_py(run_dir: Path, *overrides: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "QA_LAB_CACHE_DIR": str(run_dir.parent / "cache"), **(env_extra or {})}
-    env.pop("WANDB_API_KEY", None)
+    env = offline_env(QA_LAB_CACHE_DIR=str(run_dir.parent / "cache"), **(env_extra or {}))
     return subprocess.run(
         [sys.executable, "run.py", f"hydra.run.dir={run_dir}", *overrides],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
@@ -56,16 +54,8 @@ def test_metrics_jsonl_has_one_line_per_epoch(tiny_run):
 @pytest.fixture(scope="module")
 def tiny_validation(tiny_run, tmp_path_factory) -> Path:
     """The validation set the tiny run used, regenerated from its config and written out as JSONL."""
-    from omegaconf import OmegaConf
-
-    from qa_lab.config import register_resolvers
-    from qa_lab.synthetic import make_synthetic
-
-    run_dir, _ = tiny_run
-    register_resolvers()
-    options = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.synthetic)
     gold = tmp_path_factory.mktemp("gold") / "validation.jsonl"
-    make_synthetic(**options)["validation"].to_json(gold, orient="records", lines=True)
+    synthetic_validation(tiny_run[0], gold)
     return gold
 
 
@@ -159,7 +149,7 @@ def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, tm
 
 def test_a_failing_job_does_not_end_a_multirun(tmp_path):
     """A bad value in one job is reported for that job; the next job still trains (no SystemExit)."""
-    env = {**os.environ, "QA_LAB_OUTPUT_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
+    env = offline_env(QA_LAB_OUTPUT_ROOT=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "run.py", "-m", "debug=fast", "trainer.lr=-1,1e-3"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
