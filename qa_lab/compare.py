@@ -21,6 +21,7 @@ from qa_lab.breakdown import breakdown, question_categories, score_questions
 from qa_lab.data import fingerprint, load_splits
 from qa_lab.errors import DataError, QALabError
 from qa_lab.runs import Runs, job_config, load_runs, varied_parameters
+from qa_lab.secrets import mask_text
 from qa_lab.significance import PairedTest, paired_bootstrap, seed_groups
 
 PRINTED = ["status", "backbone", "max_length", "stride", "lr", "epochs", "best_epoch", "exact_match", "f1", "HasAns_f1", "NoAns_f1", "train_samples_per_second", "wall_seconds"]
@@ -133,9 +134,9 @@ def _study(runs: Runs, storage: str | None, name: str | None, notes: list[str]) 
         return optuna.load_study(study_name=name, storage=storage)
     except Exception as error:  # noqa: BLE001 - unknown study, bad URL, unreachable server: all mean "no study"
         if given:
-            raise DataError(f"cannot open study {name!r}: {type(error).__name__}: {error}", where=str(storage),
+            raise DataError(mask_text(f"cannot open study {name!r}: {type(error).__name__}: {error}"), where=mask_text(str(storage)),
                             fix="check --study-storage (an SQLAlchemy URL) and --study-name (optuna study list shows the names)") from None
-        notes.append(f"study {name!r} could not be opened in {storage}: {error}")
+        notes.append(mask_text(f"study {name!r} could not be opened in {storage}: {error}"))
         return None
 
 

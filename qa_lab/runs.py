@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.errors import DataError
+from qa_lab.secrets import mask_text, redact
 
 RUN_MARKER = Path(".hydra") / "config.yaml"
 # config keys that never describe an experiment: where it wrote, how it logged, which trial it was
@@ -77,7 +78,7 @@ def load_runs(paths: Sequence[str]) -> Runs:
     for name, folder in zip(names, folders):
         config = configs[name] = resolved_config(folder)
         try:
-            flat = _flatten(job_config(config))
+            flat = _flatten(redact(job_config(config)))  # the tables and the report show no secret
         except Exception as error:  # noqa: BLE001 - any resolver failure means the same to the user
             raise DataError(f"cannot resolve the run's config: {error}", where=str(folder / RUN_MARKER)) from None
         summary = _read_json(folder / "summary.json")
@@ -166,7 +167,7 @@ def _note(folder: Path, summary: dict, status: str) -> str:
     log = folder / "run.log"
     errors = [line for line in log.read_text(errors="replace").splitlines() if "][ERROR] - " in line] if log.is_file() else []
     if errors:  # the first one says what went wrong; later ones ("Job failed") only that it did
-        return errors[0].split("][ERROR] - ", 1)[1][:300]
+        return mask_text(errors[0].split("][ERROR] - ", 1)[1])[:300]
     return "no summary.json: failed before its first evaluation (or still running)"
 
 

@@ -40,6 +40,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.errors import ConfigError
+from qa_lab.secrets import mask_text
 from qa_lab.trial import make_pruner, trial_id
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class StudyLoop(OptunaSweeperImpl):
                 direction=self._get_directions()[0],
                 load_if_exists=True,
             )
-        log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, _safe_url(self.storage),
+        log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, mask_text(self.storage),
                  self.n_trials, self._taken(study, set()))
         failed: set[int] = set()  # trial numbers that failed in this session
         while True:
@@ -252,8 +253,3 @@ def _record(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
     except RuntimeError as error:
         if "Study.stop" not in str(error):
             raise
-
-
-def _safe_url(url: str) -> str:
-    """The storage URL without its password, for logs."""
-    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)

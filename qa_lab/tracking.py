@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.artifacts import append_jsonl
 from qa_lab.evaluation import THRESHOLD_KEY, V2_KEYS
+from qa_lab.secrets import mask_text, redact
 
 log = logging.getLogger(__name__)
 
 # per-epoch keys logged under eval/ (with the SQuAD v2 scores), the rest under epoch/
 EVAL_KEYS = ("exact_match", "f1", "eval_seconds", *V2_KEYS, THRESHOLD_KEY)
-SECRET_SUFFIXES = ("_token", "_key", "token", "password", "secret", "api_key")
-REDACTED = "<redacted>"
-
-
-def redact(value: Any) -> Any:
-    """Replace values of secret-looking keys (`*_token`, `*_key`, passwords) in nested config containers."""
-    if isinstance(value, dict):
-        return {k: REDACTED if _is_secret(str(k)) and v is not None else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def _is_secret(key: str) -> bool:
-    return key.lower().endswith(SECRET_SUFFIXES)
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as W&B stores it: secrets masked (qa_lab/secrets.py)."""
     return redact(OmegaConf.to_container(cfg, resolve=True))
 
 
@@ -49,7 +39,7 @@ class Tracker:
         self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
         self.wandb_run = None
-        self.wandb_mode: str | None = None
+        self.wandb_mode = "disabled"  # online | offline | failed (W&B did not start) | disabled (logger=none)
         if enabled and cfg.logger.name == "wandb":
             self.wandb_run = self._start_wandb(cfg, run_dir, extra_config or {})
 
@@ -59,18 +49,19 @@ class Tracker:
         try:
             import wandb
 
-            run = wandb.init(
-                project=settings.project,
-                entity=settings.entity,
-                group=settings.group,
-                job_type=settings.job_type,
-                tags=list(settings.tags),
-                name=f"{cfg.run_name}-{run_dir.name}",
-                config=plain_config(cfg) | extra_config,
-                dir=str(run_dir),
-                mode=mode,
-                settings=wandb.Settings(quiet=True, console="off"),
-            )
+            with _masked_command_line():  # W&B saves the command line (its `args`) with the run
+                run = wandb.init(
+                    project=settings.project,
+                    entity=settings.entity,
+                    group=settings.group,
+                    job_type=settings.job_type,
+                    tags=list(settings.tags),
+                    name=f"{cfg.run_name}-{run_dir.name}",
+                    config=plain_config(cfg) | extra_config,
+                    dir=str(run_dir),
+                    mode=mode,
+                    settings=wandb.Settings(quiet=True, console="off"),
+                )
             run.define_metric("epoch")
             run.define_metric("eval/*", step_metric="epoch")
             run.define_metric("epoch/*", step_metric="epoch")
@@ -81,7 +72,12 @@ class Tracker:
             run.define_metric("train/step")
             run.define_metric("train/*", step_metric="train/step")
         except Exception as error:  # noqa: BLE001 - tracking must never cost the run
-            log.warning("W&B did not start (%s: %s); the run goes on, metrics are in %s", type(error).__name__, error, self.metrics_path)
+            log.warning(
+                "W&B did not start (%s: %s); the run goes on without it, metrics are in %s "
+                "(logger.mode=offline keeps W&B's files in the run folder, logger=none turns W&B off)",
+                type(error).__name__, error, self.metrics_path,
+            )
+            self.wandb_mode = "failed"
             return None
         self.wandb_mode = mode
         log.info("W&B run %s (%s mode) in %s", run.id, mode, run.dir)
@@ -112,6 +108,17 @@ class Tracker:
         except Exception as error:  # noqa: BLE001
             log.warning("W&B did not close cleanly (%s); run files may be incomplete", error)
         self.wandb_run = None
+
+
+@contextmanager
+def _masked_command_line() -> Iterator[None]:
+    """sys.argv with secrets masked (qa_lab/secrets.py) for as long as the block runs."""
+    argv = sys.argv
+    sys.argv = [argv[0], *(mask_text(argument) for argument in argv[1:])]
+    try:
+        yield
+    finally:
+        sys.argv = argv
 
 
 def _wandb_online(timeout: float) -> bool:
