@@ -9,7 +9,7 @@ from qa_lab.config import register_resolvers
 register_resolvers()
 
 
-@hydra.main(config_path="conf", config_name="config")
+@hydra.main(config_path="conf", config_name="config", execution_whitelist=["qa_lab.*"])
 def main(cfg: DictConfig) -> float:
     return run_experiment(cfg)
 
