@@ -1,24 +1,43 @@
-"""Run files written so that a crash never leaves half of one: temporary name, then rename."""
+"""Run files written so that a crash never leaves half of one: temporary name, then rename.
+
+A full disk (or quota, or a read-only file system) while writing is reported as a StorageError that says so,
+where, and how to fix it; what was there before stays as it was.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from qa_lab.errors import StorageError
+
+MORE_ROOM = "free space on that disk, or give hydra.run.dir=<a folder on a disk with room> and run again"
+WRITE_FAILURES = {  # errno -> (what happened, how to fix it)
+    errno.ENOSPC: ("the disk is full", MORE_ROOM),
+    errno.EDQUOT: ("the disk quota is used up", MORE_ROOM),
+    errno.EROFS: ("the file system is read-only", "give hydra.run.dir=<a folder on a writable disk>"),
+}
 
 
 def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     staging = path.with_name(f".{path.name}.tmp")
-    with open(staging, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
+    with _reported(path):
+        try:
+            with open(staging, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staging, path)
+        finally:
+            staging.unlink(missing_ok=True)  # only left when writing it failed
 
 
 def write_json(path: str | Path, payload: Any) -> None:
@@ -36,13 +55,27 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
 def write_directory(path: str | Path, fill: Callable[[Path], None]) -> None:
     """Fill a fresh staging folder, then swap it in for `path`: the old one stays intact until the end."""
     path = Path(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    with _reported(path):
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            fill(staging)
+            retired = path.with_name(f".{path.name}.old")
+            if path.exists():
+                os.replace(path, retired)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def _reported(path: Path) -> Iterator[None]:
+    """A full or read-only disk becomes a StorageError naming it, the path, what was kept and the fix."""
+    kept = f"the previous {path.name}{'/' if path.is_dir() else ''} is intact" if path.exists() else "nothing half-written is left"
     try:
-        fill(staging)
-        retired = path.with_name(f".{path.name}.old")
-        if path.exists():
-            os.replace(path, retired)
-        os.replace(staging, path)
-        shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        yield
+    except OSError as error:
+        if error.errno not in WRITE_FAILURES:
+            raise
+        what, fix = WRITE_FAILURES[error.errno]
+        raise StorageError(f"could not write {path.name}: {what} ({error.strerror}); {kept}", where=str(path), fix=fix) from None

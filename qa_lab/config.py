@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
-from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from qa_lab.errors import ConfigError
-from qa_lab.model import position_limit
+
+if TYPE_CHECKING:  # run.py imports this module: a mistyped option should fail in a second, without torch
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OBJECTIVES = ("f1", "exact_match")
@@ -66,6 +68,8 @@ def validate_settings(cfg: DictConfig) -> None:
 
 def validate_for_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase, model_config: PretrainedConfig) -> None:
     """Checks that need the tokenizer and the model's config: window geometry and length limits."""
+    from qa_lab.model import position_limit
+
     data = cfg.data
     limit = position_limit(model_config)
     _require(
@@ -76,6 +80,14 @@ def validate_for_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase, mode
     )
     special = tokenizer.num_special_tokens_to_add(pair=True)
     room = data.max_length - data.max_question_tokens - special
+    _require(
+        room > 0,
+        "data.max_question_tokens",
+        f"a window of data.max_length={data.max_length} tokens has no room for context after up to "
+        f"data.max_question_tokens={data.max_question_tokens} question tokens and {special} special tokens",
+        f"use data.max_question_tokens={(data.max_length - special) // 4} or less (longer questions are cut to it), "
+        "or raise data.max_length",
+    )
     _require(
         data.stride < room,
         "data.stride",

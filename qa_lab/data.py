@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,17 @@ FLAT_LAYOUT = (
     "answers {'text': [...], 'answer_start': [...]}"
 )
 SHOWN_IDS = 5  # how many offending ids an error message lists
+# SplitReport counts that mean the data was changed on its way in, as a log warning names them
+REPAIRS = {
+    "answers_repaired": "answer_start value(s) moved to where the answer text is",
+    "answers_unlocatable": "answer(s) whose text is not in the context",
+    "examples_dropped": "training example(s) dropped for want of a locatable answer",
+    "empty_skipped": "row(s) with an empty question or context skipped",
+    "duplicates_dropped": "verbatim duplicate row(s) dropped",
+    "ids_converted": "non-string id(s) kept as strings",
+}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -276,7 +288,17 @@ def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
     train, train_report.selected_out = _select(train, data.max_train_samples)
     validation, validation_report.selected_out = _select(validation, data.max_eval_samples)
     train_report.examples, validation_report.examples = len(train), len(validation)
-    return Splits(train, validation, {"train": train_report, "validation": validation_report}, version_2)
+    reports = {"train": train_report, "validation": validation_report}
+    for split, report in reports.items():
+        _warn_repairs(where.get(split, where["train"]), report)
+    return Splits(train, validation, reports, version_2)
+
+
+def _warn_repairs(where: str, report: SplitReport) -> None:
+    """One warning line per split that was repaired or thinned, so the data report is not the only trace."""
+    counted = [f"{getattr(report, key)} {text}" for key, text in REPAIRS.items() if getattr(report, key)]
+    if counted:
+        log.warning("data %s: %s (counted in the run's data_report.json)", where, "; ".join(counted))
 
 
 def _answerable_only(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -25,3 +25,7 @@ class ConfigError(QALabError):
 
 class HubUnavailableError(QALabError):
     """A model or data set that is neither local, nor cached, nor reachable on the Hub."""
+
+
+class StorageError(QALabError):
+    """A run file that could not be written: a full disk, a used-up quota, a read-only file system."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ from transformers import PreTrainedTokenizerBase
 
 from qa_lab.data import fingerprint
 from qa_lab.metrics import normalize_answer
+
+log = logging.getLogger(__name__)
 
 NOT_CONTEXT = -1  # offset value of question, special and padding tokens
 CODE_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # any edit here invalidates caches
@@ -275,11 +278,18 @@ def cached_windows(
     cache_dir.mkdir(parents=True, exist_ok=True)
     entry = cache_dir / key
     with FileLock(str(entry) + ".lock"):
-        if entry.is_dir():
-            return _load(entry), True
-        windows = tokenize_windows(tokenizer, frame, spec, keep_offsets)
-        _store(windows, entry, key_fields)
-    return windows, False
+        hit = entry.is_dir()
+        if hit:
+            windows = _load(entry)
+        else:
+            windows = tokenize_windows(tokenizer, frame, spec, keep_offsets)
+            _store(windows, entry, key_fields)
+    if windows.stats.questions_truncated:
+        log.warning(
+            "%d of %d questions are longer than data.max_question_tokens=%d tokens and were cut to that length "
+            "(questions_truncated in data_report.json)", windows.stats.questions_truncated, len(frame), spec.max_question_tokens,
+        )
+    return windows, hit
 
 
 def _store(windows: Windows, entry: Path, key_fields: dict) -> None:

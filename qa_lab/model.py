@@ -27,8 +27,8 @@ def load_tokenizer(model: DictConfig, hub_timeout: float) -> PreTrainedTokenizer
     )
     if not tokenizer.is_fast:
         raise ConfigError(
-            f"the tokenizer of '{model.name_or_path}' ({type(tokenizer).__name__}) is not a fast tokenizer, "
-            "and windows need its character offsets",
+            f"the tokenizer of '{model.name_or_path}' ({type(tokenizer).__name__}) is a slow (Python) tokenizer: "
+            "qa-lab maps answers to tokens with the offset mapping (character offsets) that only fast tokenizers give",
             where="model.name_or_path",
             fix="choose a model that ships a tokenizer.json (a fast tokenizer), or convert it with "
             "transformers' convert_slow_tokenizer and save it into the model folder",
