@@ -99,16 +99,6 @@ def test_bad_trainer_values():
         validate_settings(resolved(composed("trainer.epochs=0")))
 
 
-@pytest.fixture
-def silent_server():
-    """A port that accepts connections and never answers: a Hub that hangs."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
-
-
 def test_hub_probe_gives_up_after_its_timeout(silent_server, monkeypatch):
     monkeypatch.setattr("qa_lab.hub.hub_endpoint", lambda: silent_server)
     began = time.monotonic()
