@@ -89,7 +89,10 @@ class LengthGroupedBatches(Sampler[list[int]]):
 def train_loader(windows: Windows, batch_size: int, seed: int, pad_token_id: int, pad_left: bool, group_size: int, group_by_length: bool) -> DataLoader:
     sampler = LengthGroupedBatches(windows.lengths, batch_size, seed, group_size, group_by_length)
     collate = Collator(windows, pad_token_id, pad_left, with_labels=True)
-    return DataLoader(WindowIndex(len(windows)), batch_sampler=sampler, collate_fn=collate)
+    # its own generator: starting an epoch then draws nothing from the global torch RNG, which dropout
+    # uses, so a run resumed mid-epoch (RNG restored, then a new iterator) sees the same dropout masks
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(WindowIndex(len(windows)), batch_sampler=sampler, collate_fn=collate, generator=generator)
 
 
 class LongestFirstBatches(Sampler[list[int]]):

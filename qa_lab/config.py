@@ -53,8 +53,12 @@ def validate_settings(cfg: DictConfig) -> None:
                 f"no such file: {path}",
                 "give the path of a SQuAD-format file (JSON, JSONL, CSV or Parquet)",
             )
-    for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+    for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps"):
         _require(trainer[key] >= 1, f"trainer.{key}", f"must be >= 1, got {trainer[key]}", f"e.g. trainer.{key}=1")
+    _require(trainer.epochs >= 0, "trainer.epochs", f"must be >= 0 (0 = evaluate only), got {trainer.epochs}", "e.g. trainer.epochs=2")
+    every = trainer.checkpoint.every_n_steps
+    _require(every is None or every >= 1, "trainer.checkpoint.every_n_steps", f"must be >= 1 or null, got {every}", "e.g. 500")
+    _require(trainer.checkpoint.keep_last >= 0, "trainer.checkpoint.keep_last", "must be >= 0 (0 = no checkpoints)", "e.g. 1")
     _require(trainer.lr > 0, "trainer.lr", f"must be positive, got {trainer.lr}", "e.g. trainer.lr=5e-5")
     _require(0 <= trainer.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)", "e.g. 0.1")
     _require(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from omegaconf import DictConfig, OmegaConf
 
-from qa_lab.artifacts import append_jsonl
+from qa_lab.artifacts import write_jsonl
 from qa_lab.evaluation import THRESHOLD_KEY, V2_KEYS
 from qa_lab.secrets import mask_text, redact
 
@@ -35,15 +35,32 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
 class Tracker:
     """metrics.jsonl plus an optional W&B run with per-epoch metrics against an `epoch` axis."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, enabled: bool, extra_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        enabled: bool,
+        extra_config: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        wandb_id: str | None = None,
+    ) -> None:
+        """`history`: the epoch records of the run so far (a resumed run's), metrics.jsonl starts from them;
+        `wandb_id`: the W&B run to continue."""
         self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
+        self.history = list(history or [])
         self.wandb_run = None
         self.wandb_mode = "disabled"  # online | offline | failed (W&B did not start) | disabled (logger=none)
+        if enabled:
+            write_jsonl(self.metrics_path, self.history)
         if enabled and cfg.logger.name == "wandb":
-            self.wandb_run = self._start_wandb(cfg, run_dir, extra_config or {})
+            self.wandb_run = self._start_wandb(cfg, run_dir, extra_config or {}, wandb_id)
 
-    def _start_wandb(self, cfg: DictConfig, run_dir: Path, extra_config: dict[str, Any]):
+    @property
+    def wandb_id(self) -> str | None:
+        return self.wandb_run.id if self.wandb_run is not None else None
+
+    def _start_wandb(self, cfg: DictConfig, run_dir: Path, extra_config: dict[str, Any], run_id: str | None):
         settings = cfg.logger
         mode = settings.mode if settings.mode != "auto" else ("online" if _wandb_online(settings.probe_timeout) else "offline")
         try:
@@ -60,6 +77,8 @@ class Tracker:
                     config=plain_config(cfg) | extra_config,
                     dir=str(run_dir),
                     mode=mode,
+                    id=run_id,
+                    resume="allow" if run_id else None,
                     settings=wandb.Settings(quiet=True, console="off"),
                 )
             run.define_metric("epoch")
@@ -90,7 +109,8 @@ class Tracker:
     def log_epoch(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        append_jsonl(self.metrics_path, record)
+        self.history.append(record)
+        write_jsonl(self.metrics_path, self.history)
         if self.wandb_run is not None:
             scores = {f"eval/{key}": record[key] for key in EVAL_KEYS if key in record}
             training = {f"epoch/{key}": value for key, value in record.items() if key not in EVAL_KEYS and key != "epoch"}

@@ -2,13 +2,15 @@
 
 What a run leaves in its directory: metrics.jsonl (one line per epoch), predictions.json and
 nbest_predictions.json of the best epoch (and null_odds.json for SQuAD v2), best/ (model + tokenizer),
-summary.json, data_report.json.
+checkpoints/ (the full training state, see checkpoint.py), summary.json, data_report.json.
+With trainer.epochs=0 the loaded model is evaluated once (epoch 0) without training.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -25,7 +27,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from qa_lab import batching, provenance, settings
+from qa_lab import batching, checkpoint, provenance, settings
 from qa_lab.artifacts import write_directory, write_json
 from qa_lab.config import validate_for_model, validate_settings
 from qa_lab.data import fingerprint, load_splits
@@ -59,12 +61,18 @@ def train(cfg: DictConfig) -> float:
     with skip_if_invalid(trial):
         validate_settings(cfg)
     trainer = cfg.trainer
-    run_dir = Path(cfg.paths.output_dir)
     accelerator = Accelerator(
         mixed_precision=trainer.mixed_precision,
         gradient_accumulation_steps=trainer.gradient_accumulation_steps,
-        cpu=trainer.cpu,
+        # on a machine without a GPU, cpu=True is what makes `torchrun --nproc_per_node N` a gloo process group
+        cpu=trainer.cpu or not torch.accelerator.is_available(),
     )
+    if not accelerator.is_main_process:  # one copy of each log line: the other processes report problems only
+        logging.getLogger("qa_lab").setLevel(logging.WARNING)
+    run_dir = _shared_run_dir(accelerator, Path(cfg.paths.output_dir))
+    resume_from = checkpoint.find(trainer.resume, run_dir)
+    if resume_from:
+        checkpoint.check(resume_from, cfg)
     set_seed(trainer.seed)
 
     tokenizer = load_tokenizer(cfg.model, cfg.hub_timeout)
@@ -108,66 +116,87 @@ def train(cfg: DictConfig) -> float:
     # the prepared scheduler steps once per process at every optimiser step
     scheduler = accelerator.prepare(
         get_linear_schedule_with_warmup(
-            optimizer, warmup * accelerator.num_processes, total_steps * accelerator.num_processes
+            optimizer, warmup * accelerator.num_processes, max(total_steps, 1) * accelerator.num_processes
         )
     )
+    state = checkpoint.load(accelerator, resume_from) if resume_from else checkpoint.LoopState()
+    if resume_from:
+        log.info("resumed from %s: epoch %d with %d of its batches done, optimiser step %d", resume_from, state.epoch, state.batches_done, state.step)
 
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "data_report.json", data_report)
     trial_info = {"trial": trial.describe()} if trial is not None else {}
-    tracker = Tracker(cfg, run_dir, enabled=accelerator.is_main_process, extra_config=trial_info)
-    best: dict[str, Any] | None = None
+    tracker = Tracker(cfg, run_dir, enabled=accelerator.is_main_process, extra_config=trial_info, history=state.history, wandb_id=state.wandb_id)
+    state.history, state.wandb_id = tracker.history, tracker.wandb_id  # the tracker appends every epoch's record
+    keep_checkpoints = trainer.checkpoint.keep_last > 0
+
+    def evaluate(record: dict[str, Any]) -> bool:
+        """Score the model into `record`, log it, keep it when best; True when the run's trial is pruned."""
+        eval_started = time.perf_counter()
+        start_logits, end_logits = predict_logits(model, eval_loader, accelerator, eval_windows, pad_left)
+        pruned = False
+        if accelerator.is_main_process:
+            evaluation = score(
+                start_logits, end_logits, eval_windows, splits.validation,
+                cfg.postprocess.n_best, cfg.postprocess.max_answer_length,
+                splits.version_2, cfg.postprocess.null_score_diff_threshold, cfg.postprocess.apply_best_threshold,
+            )
+            record |= {key: value for key, value in evaluation.metrics.items() if key in EPOCH_SCORES}
+            record["eval_seconds"] = time.perf_counter() - eval_started
+            tracker.log_epoch(record)
+            log.info("epoch %d | %s", record["epoch"], _epoch_summary(record))
+            if state.best is None or record[cfg.objective] > state.best[cfg.objective]:
+                state.best = record
+                _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg, splits.version_2)
+            pruned = trial is not None and trial.should_stop(record["epoch"], record[cfg.objective])
+        return broadcast_object_list([pruned])[0]  # every process stops at the same epoch
+
+    def save_checkpoint(after_best: bool = False) -> None:
+        checkpoint.save(accelerator, run_dir, state, cfg, after_best)
+
     pruned_at: int | None = None
     failed = True
     try:
-        step = 0
-        for epoch in range(1, trainer.epochs + 1):
+        if trainer.epochs == 0:
+            evaluate({"epoch": 0, "step": 0})
+        for epoch in range(state.epoch, trainer.epochs + 1):
+            if state.step >= total_steps:  # trainer.max_steps reached before a resumed run's checkpoint
+                break
             train_loader.set_epoch(epoch)
+            # a resumed epoch skips the batches its checkpoint had trained on (same seeded order)
+            batches = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
             epoch_started = time.perf_counter()
-            loss_sum, loss_count, samples, step = _train_epoch(
-                model, train_loader, optimizer, scheduler, accelerator, tracker, trainer, step, total_steps, epoch
+            samples = _train_epoch(
+                model, batches, optimizer, scheduler, accelerator, tracker, trainer, state, total_steps,
+                save_checkpoint if keep_checkpoints else None,
             )
             train_seconds = time.perf_counter() - epoch_started
-            eval_started = time.perf_counter()
-            start_logits, end_logits = predict_logits(model, eval_loader, accelerator, eval_windows, pad_left)
             record: dict[str, Any] = {
                 "epoch": epoch,
-                "step": step,
-                "train_loss": loss_sum / max(loss_count, 1),
+                "step": state.step,
+                "train_loss": state.loss_sum / max(state.loss_count, 1),
                 "learning_rate": scheduler.get_last_lr()[0],
                 "train_samples_per_second": samples / train_seconds,
                 "train_seconds": train_seconds,
             }
-            if accelerator.is_main_process:
-                evaluation = score(
-                    start_logits, end_logits, eval_windows, splits.validation,
-                    cfg.postprocess.n_best, cfg.postprocess.max_answer_length,
-                    splits.version_2, cfg.postprocess.null_score_diff_threshold, cfg.postprocess.apply_best_threshold,
-                )
-                record |= {key: value for key, value in evaluation.metrics.items() if key in EPOCH_SCORES}
-                record["eval_seconds"] = time.perf_counter() - eval_started
-                tracker.log_epoch(record)
-                log.info(
-                    "epoch %d | loss %.4f | EM %.2f | F1 %.2f%s | train %.0fs (%.1f samples/s) | eval %.0fs",
-                    epoch, record["train_loss"], record["exact_match"], record["f1"], _v2_summary(record),
-                    train_seconds, record["train_samples_per_second"], record["eval_seconds"],
-                )
-                if best is None or record[cfg.objective] > best[cfg.objective]:
-                    best = record
-                    _save_best(run_dir, evaluation, accelerator.unwrap_model(model), tokenizer, cfg, splits.version_2)
-                if trial is not None and trial.should_stop(epoch, record[cfg.objective]):
-                    pruned_at = epoch
-            [pruned_at] = broadcast_object_list([pruned_at])  # every process stops at the same epoch
-            if pruned_at is not None or (trainer.max_steps is not None and step >= trainer.max_steps):
+            if evaluate(record):
+                pruned_at = epoch
+            state.start_epoch(epoch + 1)
+            if keep_checkpoints:
+                save_checkpoint(after_best=state.best is record)
+            if pruned_at is not None or state.step >= total_steps:
                 break
         failed = False
     finally:
+        best = state.best
         if accelerator.is_main_process and best is not None:
             summary = _summary(cfg, best, started, data_report, tracker) | trial_info
             summary["status"] = "failed" if failed else ("pruned" if pruned_at is not None else "complete")
             if pruned_at is not None:
                 summary["pruned_at_epoch"] = pruned_at
+            if state.resumed_from:
+                summary["resumed_from"] = state.resumed_from
             write_json(run_dir / "summary.json", summary)
         tracker.finish(best, failed, pruned_at)
     if pruned_at is not None:
@@ -182,19 +211,33 @@ def _library_bars_on_terminals_only() -> None:
         datasets.disable_progress_bars()
 
 
-def _train_epoch(model, loader, optimizer, scheduler, accelerator, tracker, trainer, step, total_steps, epoch):
-    """One pass over the training windows; returns (loss sum, loss count, samples seen, optimiser step)."""
+def _shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
+    """Under torchrun every process makes its own Hydra run folder (the default name holds the start time,
+    to the microsecond): all use the main process's, and the others remove theirs (Hydra's files only)."""
+    main_dir = Path(broadcast_object_list([str(run_dir)])[0])
+    if main_dir != run_dir and not accelerator.is_main_process:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return main_dir
+
+
+def _train_epoch(model, batches, optimizer, scheduler, accelerator, tracker, trainer, state, total_steps, save_checkpoint) -> int:
+    """Train on the epoch's (remaining) batches, keeping `state` current; returns the samples seen.
+
+    `save_checkpoint` (None: checkpoints off) runs every trainer.checkpoint.every_n_steps optimiser steps,
+    except at the epoch's last batch, where the epoch's own checkpoint follows its evaluation.
+    """
     model.train()
-    loss_sum, loss_count, samples = 0.0, 0, 0
+    samples = 0
+    every = trainer.checkpoint.every_n_steps
     # disable=None: a bar on a terminal only, not in log files
-    progress = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if accelerator.is_main_process else True)
+    progress = tqdm(batches, desc=f"epoch {state.epoch}", leave=False, disable=None if accelerator.is_main_process else True)
     for batch in progress:
         batch.pop("window_index")
         with accelerator.accumulate(model):
             loss = model(**batch).loss
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"the training loss became {loss.item()} at optimiser step {step}, epoch {epoch}",
+                    f"the training loss became {loss.item()} at optimiser step {state.step}, epoch {state.epoch}",
                     where="trainer",
                     fix="lower trainer.lr, keep trainer.max_grad_norm set, or use trainer.mixed_precision=no",
                 )
@@ -204,17 +247,20 @@ def _train_epoch(model, loader, optimizer, scheduler, accelerator, tracker, trai
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-        loss_sum += loss.item()
-        loss_count += 1
+        state.loss_sum += loss.item()
+        state.loss_count += 1
+        state.batches_done += 1
         samples += len(batch["input_ids"]) * accelerator.num_processes
         if accelerator.sync_gradients:
-            step += 1
+            state.step += 1
             progress.set_postfix(loss=f"{loss.item():.3f}")
-            if step % trainer.log_every_n_steps == 0:
-                tracker.log_step(step, {"loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]})
-            if step >= total_steps:
+            if state.step % trainer.log_every_n_steps == 0:
+                tracker.log_step(state.step, {"loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]})
+            if state.step >= total_steps:
                 break
-    return loss_sum, loss_count, samples, step
+            if save_checkpoint and every and state.step % every == 0 and not accelerator.gradient_state.end_of_dataloader:
+                save_checkpoint()
+    return samples
 
 
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -225,12 +271,17 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _v2_summary(record: dict[str, Any]) -> str:
-    """HasAns/NoAns F1 and the best threshold for the epoch's log line (SQuAD v2 only)."""
-    if THRESHOLD_KEY not in record:
-        return ""
-    parts = [f"{name} F1 {record[key]:.2f}" for name, key in (("HasAns", "HasAns_f1"), ("NoAns", "NoAns_f1")) if key in record]
-    return " | " + " | ".join(parts + [f"best F1 {record['best_f1']:.2f} at null threshold {record['best_f1_thresh']:.3f}"])
+def _epoch_summary(record: dict[str, Any]) -> str:
+    """The epoch's log line: loss, EM/F1 (HasAns/NoAns and the best threshold for SQuAD v2), timings."""
+    parts = [f"loss {record['train_loss']:.4f}"] if "train_loss" in record else []
+    parts += [f"EM {record['exact_match']:.2f}", f"F1 {record['f1']:.2f}"]
+    if THRESHOLD_KEY in record:
+        parts += [f"{name} F1 {record[key]:.2f}" for name, key in (("HasAns", "HasAns_f1"), ("NoAns", "NoAns_f1")) if key in record]
+        parts.append(f"best F1 {record['best_f1']:.2f} at null threshold {record['best_f1_thresh']:.3f}")
+    if "train_seconds" in record:
+        parts.append(f"train {record['train_seconds']:.0f}s ({record['train_samples_per_second']:.1f} samples/s)")
+    parts.append(f"eval {record['eval_seconds']:.0f}s")
+    return " | ".join(parts)
 
 
 def _save_best(run_dir: Path, evaluation: Evaluation, model, tokenizer, cfg: DictConfig, version_2: bool) -> None:

@@ -95,8 +95,8 @@ def test_max_length_above_the_model_limit(tokenizer, minilm_path):
 def test_bad_trainer_values():
     with pytest.raises(ConfigError, match="trainer.mixed_precision: unknown value 'fp8'"):
         validate_settings(resolved(composed("trainer.mixed_precision=fp8")))
-    with pytest.raises(ConfigError, match="trainer.epochs: must be >= 1"):
-        validate_settings(resolved(composed("trainer.epochs=0")))
+    with pytest.raises(ConfigError, match="trainer.epochs: must be >= 0"):
+        validate_settings(resolved(composed("trainer.epochs=-1")))
 
 
 def test_hub_probe_gives_up_after_its_timeout(silent_server, monkeypatch):

@@ -1,0 +1,159 @@
+"""Crash recovery: the full training state, saved with Accelerate's save_state, and where the loop stood.
+
+A checkpoint is `<run dir>/checkpoints/step-<optimiser step>/`: what `accelerator.save_state` writes
+(model, optimizer, scheduler, every process's RNG states) plus `loop.json` (the epoch in progress, how
+many of its batches are done, the running loss, the epoch records so far, the best record, the W&B run
+id and the training config). It is filled under a hidden temporary name and renamed when complete, so a
+crash while saving leaves the earlier checkpoints as they were. The newest `keep_last` checkpoints stay,
+plus the one taken right after the best epoch.
+
+Resuming loads that state into the prepared objects and skips the epoch's batches already trained on
+(the batch order is a function of seed and epoch), so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from omegaconf import DictConfig, OmegaConf
+
+from qa_lab.artifacts import write_text
+from qa_lab.errors import ConfigError
+from qa_lab.secrets import redact
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+LOOP_FILE = "loop.json"
+PREFIX = "step-"
+# what must match between a checkpoint and the run resuming it: everything that shapes training
+TRAINING_KEYS = ("model", "data", "trainer", "postprocess", "objective")
+# trainer keys that may change on resume: they do not change what is computed
+FREE_TRAINER_KEYS = ("resume", "checkpoint", "log_every_n_steps", "eval_batch_size")
+
+
+@dataclass
+class LoopState:
+    """Where the training loop stands; a fresh run starts at epoch 1 with nothing done."""
+
+    epoch: int = 1  # the epoch in progress
+    batches_done: int = 0  # batches of that epoch already trained on
+    step: int = 0  # optimiser steps so far
+    loss_sum: float = 0.0  # the epoch's running train loss
+    loss_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # the epoch records so far (metrics.jsonl)
+    best: dict[str, Any] | None = None  # the best epoch's record
+    best_checkpoint: str | None = None  # the checkpoint taken right after the best epoch
+    wandb_id: str | None = None
+    resumed_from: str | None = None  # not saved: the checkpoint this process started from
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.batches_done, self.loss_sum, self.loss_count = epoch, 0, 0.0, 0
+
+
+def training_config(cfg: DictConfig) -> dict[str, Any]:
+    """The part of the config a checkpoint must agree with (resolved; secret-looking values masked)."""
+    chosen = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(TRAINING_KEYS)), resolve=True)
+    for key in FREE_TRAINER_KEYS:
+        chosen["trainer"].pop(key, None)
+    return redact(chosen)
+
+
+def save(accelerator: Accelerator, run_dir: Path, state: LoopState, cfg: DictConfig, after_best: bool) -> None:
+    """Every process writes its part (save_state is collective), the main process completes and renames it."""
+    folder = run_dir / CHECKPOINTS
+    name = f"{PREFIX}{state.step:08d}"
+    staging = folder / f".{name}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a crash while saving
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if after_best:
+            state.best_checkpoint = name
+        loop = {key: value for key, value in asdict(state).items() if key != "resumed_from"}
+        write_text(staging / LOOP_FILE, json.dumps(loop | {"config": training_config(cfg)}, indent=1))
+        final = folder / name
+        if final.exists():  # the same step saved again (an epoch of a resumed run that ended there)
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _prune(folder, cfg.trainer.checkpoint.keep_last, state.best_checkpoint)
+        log.info("checkpoint %s (epoch %d, %d batches done)", final, state.epoch, state.batches_done)
+    accelerator.wait_for_everyone()
+
+
+def _prune(folder: Path, keep_last: int, best: str | None) -> None:
+    for old in complete(folder)[:-keep_last]:
+        if old.name != best:
+            shutil.rmtree(old)
+
+
+def complete(folder: Path) -> list[Path]:
+    """Finished checkpoints in `folder`, oldest first (hidden partial ones are never listed)."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.name.startswith(PREFIX) and (path / LOOP_FILE).is_file())
+
+
+def find(resume: str | None, run_dir: Path) -> Path | None:
+    """The checkpoint `trainer.resume` names: None, `auto` (this run's newest, if any), a checkpoint or a run folder."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        found = complete(run_dir / CHECKPOINTS)
+        if not found:
+            log.info("trainer.resume=auto: no checkpoint in %s, starting from scratch", run_dir / CHECKPOINTS)
+        return found[-1] if found else None
+    path = Path(resume)
+    if (path / LOOP_FILE).is_file():
+        return path
+    found = complete(path / CHECKPOINTS)
+    if found:
+        return found[-1]
+    raise ConfigError(
+        f"no checkpoint at {path}",
+        where="trainer.resume",
+        fix=f"give a run folder with {CHECKPOINTS}/, one of its {CHECKPOINTS}/{PREFIX}* folders, or trainer.resume=auto "
+        "with hydra.run.dir=<the run folder>",
+    )
+
+
+def check(path: Path, cfg: DictConfig) -> None:
+    """Refuse, before any work, a checkpoint trained with other settings: resuming it would measure something else."""
+    saved = json.loads((path / LOOP_FILE).read_text(encoding="utf-8"))["config"]
+    differences = _differences(saved, training_config(cfg))
+    if differences:
+        raise ConfigError(
+            f"the checkpoint was trained with a different config: {'; '.join(differences[:10])}",
+            where=f"trainer.resume ({path})",
+            fix="resume with the same settings (only trainer.resume, trainer.checkpoint.*, trainer.log_every_n_steps "
+            "and trainer.eval_batch_size may change), or start a new run",
+        )
+
+
+def load(accelerator: Accelerator, path: Path) -> LoopState:
+    """Restore the prepared model, optimizer, scheduler and RNG states, and return where the loop stood."""
+    saved = json.loads((path / LOOP_FILE).read_text(encoding="utf-8"))
+    saved.pop("config")
+    accelerator.load_state(str(path))
+    state = LoopState(**saved)
+    state.resumed_from = str(path)
+    return state
+
+
+def _differences(saved: Any, now: Any, where: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [
+            difference
+            for key in sorted(set(saved) | set(now), key=str)
+            for difference in _differences(saved.get(key), now.get(key), f"{where}.{key}" if where else str(key))
+        ]
+    return [] if saved == now else [f"{where} was {saved!r}, now {now!r}"]
