@@ -29,8 +29,14 @@ THRESHOLD_KEY = "null_threshold"
 class Evaluation:
     metrics: dict[str, float]  # exact_match and f1 (v1: none for unlabelled data); V2_KEYS and null_threshold for v2
     answers: dict[str, str]  # {question id: answer text}, the official predictions format
-    nbest: dict[str, list[dict]]
     null_odds: dict[str, float]  # {question id: null score - best span score}, what SQuAD v2 thresholds
+    spans: Postprocessed
+    ids: list[str]
+
+    @property
+    def nbest(self) -> dict[str, list[dict]]:
+        """{question id: its n-best spans}, built when asked for (only files need it)."""
+        return dict(zip(self.ids, self.spans.nbest))
 
 
 @torch.no_grad()
@@ -92,13 +98,12 @@ def score(
     )
     ids = examples["id"].tolist()
     references = dict(zip(ids, (a["text"] for a in examples["answers"])))
-    nbest = dict(zip(ids, result.nbest))
     null_odds = dict(zip(ids, result.null_odds.tolist()))
     spans = dict(zip(ids, result.answers))  # the best span of every question
     if not version_2:
         # SQuAD v1.1 cannot score a question without a gold answer (e.g. unlabelled data): no metrics then
         metrics = squad_v1(spans, references) if all(len(golds) for golds in references.values()) else {}
-        return Evaluation(metrics=metrics, answers=spans, nbest=nbest, null_odds=null_odds)
+        return Evaluation(metrics=metrics, answers=spans, null_odds=null_odds, spans=result, ids=ids)
     official = squad_v2(spans, references, null_odds, null_threshold)
     if tune_threshold:
         null_threshold = official["best_f1_thresh"]
@@ -110,4 +115,4 @@ def score(
         THRESHOLD_KEY: float(null_threshold),
     }
     answers = dict(zip(ids, result.answers_at(null_threshold)))
-    return Evaluation(metrics=metrics, answers=answers, nbest=nbest, null_odds=null_odds)
+    return Evaluation(metrics=metrics, answers=answers, null_odds=null_odds, spans=result, ids=ids)

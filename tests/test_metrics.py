@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from qa_lab.errors import DataError
-from qa_lab.metrics import normalize_answer, question_scores, squad_v1
+from qa_lab.metrics import SEPARATOR, normalize_answer, normalized_tokens, question_scores, squad_v1
 
 SHARED_DATA = Path(os.environ.get("QA_LAB_SHARED_DATA") or Path(__file__).parents[1].parent / "shared" / "data")
 PEERS = ["bert-ensemble.json", "logistic-regression-baseline.json", "match-lstm.json"]
@@ -125,6 +125,16 @@ def test_logistic_regression_baseline_has_the_two_missing_predictions(xquad):
 )
 def test_normalize_answer(text, normalized):
     assert normalize_answer(text) == normalized == official_normalize(text)
+
+
+def test_normalizing_texts_together_equals_one_by_one(xquad):
+    """The joined pass agrees with the official normalisation text by text: real answers and contexts,
+    Greek capitals whose lower case depends on the word's end, articles at every edge, empty texts, and a
+    text holding the joining character itself (then each is normalised alone)."""
+    texts = [gold for golds in xquad.values() for gold in golds][:500]
+    texts += ["ΟΔΟΣ", "Σ", "ΑΣ.", "the", "a", " an ", "", "THE END", "end the", "(the)", f"a{SEPARATOR}the b"]
+    for group in (texts, texts[-5:], [texts[-1]], []):
+        assert normalized_tokens(group) == [official_normalize(text).split() for text in group]
 
 
 def test_case_punctuation_articles_and_spacing_do_not_matter():

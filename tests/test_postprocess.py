@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from qa_lab.features import NOT_CONTEXT, WindowSpec, tokenize_windows
-from qa_lab.postprocess import postprocess, postprocess_reference
+from qa_lab.postprocess import postprocess, postprocess_reference, top_indices
 
 
 def random_windows(rng, n_windows=600, width=96):
@@ -172,3 +172,16 @@ def test_an_example_without_a_valid_span_always_answers_no_answer():
     result = postprocess(start, end, offsets, np.zeros(1, np.int32), ["abcdefghijklmnopq"])
     assert result.answers == [""] and np.isfinite(result.null_odds).all()
     assert result.answers_at(1e30) == [""]
+
+
+@pytest.mark.parametrize("n", [1, 5, 20])
+def test_top_indices_order_like_the_references_argsort(n):
+    """The partial selection gives argsort's order: distinct logits, integer ties and -inf padding alike."""
+    rng = np.random.default_rng(n)
+    distinct = rng.normal(size=(200, 64)).astype(np.float32)
+    tied = rng.integers(0, 4, size=(200, 64)).astype(np.float32)
+    padded = distinct.copy()
+    padded[:, rng.integers(3, 30) :] = -np.inf  # short windows: -inf among the n highest
+    for logits in (distinct, tied, padded):
+        expected = np.stack([np.argsort(row)[-1 : -n - 1 : -1] for row in logits])
+        assert (top_indices(logits, n) == expected).all()
