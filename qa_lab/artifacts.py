@@ -29,7 +29,7 @@ WRITE_FAILURES = {  # errno -> (what happened, how to fix it)
 def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     staging = path.with_name(f".{path.name}.tmp")
-    with _reported(path):
+    with reported(path):
         try:
             with open(staging, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -53,7 +53,7 @@ def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
 def write_directory(path: str | Path, fill: Callable[[Path], None]) -> None:
     """Fill a fresh staging folder, then swap it in for `path`: the old one stays intact until the end."""
     path = Path(path)
-    with _reported(path):
+    with reported(path):
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             fill(staging)
@@ -67,7 +67,7 @@ def write_directory(path: str | Path, fill: Callable[[Path], None]) -> None:
 
 
 @contextmanager
-def _reported(path: Path) -> Iterator[None]:
+def reported(path: Path) -> Iterator[None]:
     """A full or read-only disk becomes a StorageError naming it, the path, what was kept and the fix."""
     kept = f"the previous {path.name}{'/' if path.is_dir() else ''} is intact" if path.exists() else "nothing half-written is left"
     try:

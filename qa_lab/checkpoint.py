@@ -24,7 +24,7 @@ from typing import Any
 from accelerate import Accelerator
 from omegaconf import DictConfig, OmegaConf
 
-from qa_lab.artifacts import write_text
+from qa_lab.artifacts import reported, write_text
 from qa_lab.errors import ConfigError
 from qa_lab.secrets import redact
 
@@ -71,20 +71,26 @@ def save(accelerator: Accelerator, run_dir: Path, state: LoopState, cfg: DictCon
     folder = run_dir / CHECKPOINTS
     name = f"{PREFIX}{state.step:08d}"
     staging = folder / f".{name}.partial"
+    final = folder / name
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)  # left by a crash while saving
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
+    try:
+        with reported(final):  # a full disk: a clear error, the earlier checkpoints untouched
+            accelerator.save_state(str(staging))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                loop = {key: value for key, value in asdict(state).items() if key != "resumed_from"}
+                loop["best_checkpoint"] = name if after_best else state.best_checkpoint
+                write_text(staging / LOOP_FILE, json.dumps(loop | {"config": training_config(cfg)}, indent=1))
+                if final.exists():  # the same step saved again (an epoch of a resumed run that ended there)
+                    shutil.rmtree(final)
+                os.replace(staging, final)
+    finally:
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)  # only there when saving failed
     if accelerator.is_main_process:
-        if after_best:
-            state.best_checkpoint = name
-        loop = {key: value for key, value in asdict(state).items() if key != "resumed_from"}
-        write_text(staging / LOOP_FILE, json.dumps(loop | {"config": training_config(cfg)}, indent=1))
-        final = folder / name
-        if final.exists():  # the same step saved again (an epoch of a resumed run that ended there)
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        state.best_checkpoint = loop["best_checkpoint"]
         _prune(folder, cfg.trainer.checkpoint.keep_last, state.best_checkpoint)
         log.info("checkpoint %s (epoch %d, %d batches done)", final, state.epoch, state.batches_done)
     accelerator.wait_for_everyone()

@@ -98,3 +98,37 @@ def test_resume_path_without_checkpoints_is_a_clear_error(tmp_path):
     done = run_py(tmp_path / "run", *RESUMABLE, f"trainer.resume={tmp_path}")
     assert done.returncode == 2
     assert f"trainer.resume: no checkpoint at {tmp_path}" in done.stdout + done.stderr
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+    """Unit level (a full disk cannot be made without root): save_state hits ENOSPC half-way."""
+    import errno
+
+    import torch
+    from accelerate import Accelerator
+    from omegaconf import OmegaConf
+
+    from qa_lab import checkpoint
+    from qa_lab.errors import StorageError
+
+    cfg = OmegaConf.create({key: {} for key in checkpoint.TRAINING_KEYS} | {"trainer": {"checkpoint": {"keep_last": 1}}})
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(4, 2)
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters()))
+    state = checkpoint.LoopState(step=3)
+    checkpoint.save(accelerator, tmp_path, state, cfg, after_best=True)
+    first = tmp_path / "checkpoints" / "step-00000003"
+    saved = (first / "model.safetensors").read_bytes()
+
+    def half_written(folder: str) -> None:
+        (Path(folder) / "model.safetensors").parent.mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(accelerator, "save_state", half_written)
+    state.step = 6
+    with pytest.raises(StorageError, match="could not write step-00000006: the disk is full"):
+        checkpoint.save(accelerator, tmp_path, state, cfg, after_best=False)
+    assert [path.name for path in (tmp_path / "checkpoints").iterdir()] == ["step-00000003"]  # nothing partial left
+    assert (first / "model.safetensors").read_bytes() == saved
+    assert checkpoint.find("auto", tmp_path) == first
