@@ -48,63 +48,59 @@ def question_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-question EM (0/1) and F1 (0..1), in the order of `references`, for paired comparisons of runs.
 
-    Strings are normalised together in one pass; the token overlaps of all (question, gold answer) pairs
-    are then counted together with numpy instead of one Counter intersection per pair. With `version_2`,
+    Strings are normalised together in one pass; the exact matches and token overlaps of all (question,
+    gold answer) pairs are then counted together with numpy instead of one Counter intersection per pair. With `version_2`,
     the v2.0 rules: gold answers that normalise to "" are dropped, a question left without one has the
     gold answer "", and an empty prediction against an empty gold answer has F1 1.
     """
     ids = list(references)
-    given = [list(references[qid]) for qid in ids]
-    present = [qid in predictions for qid in ids]
+    n_questions = len(ids)
+    given = [references[qid] for qid in ids]
+    n_given = np.array([len(golds) for golds in given], dtype=np.int64)
+    present = np.array([qid in predictions for qid in ids], dtype=bool)
+    # texts 0..n_questions-1 are the predictions ("" when missing), then every gold answer in order
     tokens = normalized_tokens([predictions[qid] if here else "" for qid, here in zip(ids, present)] + [g for golds in given for g in golds])
     vocabulary: dict[str, int] = {}  # normalised token -> id
     answers: dict[str, int] = {}  # normalised answer -> id, so that EM compares integers
+    token_id = np.array([vocabulary.setdefault(word, len(vocabulary)) for words in tokens for word in words], dtype=np.int64)
+    answer_id = np.array([answers.setdefault(" ".join(words), len(answers)) for words in tokens], dtype=np.int64)
+    length = np.array([len(words) for words in tokens], dtype=np.int64)
+    owner = np.repeat(np.arange(len(tokens)), length)  # the text of every token
 
-    def encode(words: list[str]) -> tuple[int, list[int]]:
-        return answers.setdefault(" ".join(words), len(answers)), [vocabulary.setdefault(word, len(vocabulary)) for word in words]
-
-    # per question: its prediction (-1 when missing, equal to no gold answer) and how many gold answers;
-    # per pair (question, gold answer): the gold answer; tokens of all predictions / gold answers in a row.
-    pred_answer, pred_length, pred_tokens, n_golds = [], [], [], []
-    gold_answer, gold_length, gold_tokens = [], [], []
-    next_gold = len(ids)
-    for qid, golds, here, pred_words in zip(ids, given, present, tokens):
-        gold_words = tokens[next_gold : next_gold + len(golds)]
-        next_gold += len(golds)
-        if version_2:
-            gold_words = [words for words in gold_words if words] or [[]]
-        if len(gold_words) == 0:
-            raise DataError(
-                "question without a gold answer",
-                where=f"question {qid}",
-                fix="SQuAD v1.1 scoring needs at least one gold answer per question; "
-                "leave unanswerable (SQuAD v2 style) questions out",
-            )
-        answer, token_ids = encode(pred_words) if here else (-1, [])
-        pred_answer.append(answer)
-        pred_length.append(len(token_ids))
-        pred_tokens += token_ids
-        n_golds.append(len(gold_words))
-        for words in gold_words:
-            answer, token_ids = encode(words)
-            gold_answer.append(answer)
-            gold_length.append(len(token_ids))
-            gold_tokens += token_ids
-
-    question_of_pair = np.repeat(np.arange(len(n_golds)), n_golds)
-    exact = (np.array(pred_answer)[question_of_pair] == np.array(gold_answer)).astype(np.float64)
+    # pairs (question, gold answer), by question: v2.0 drops gold answers that normalise to "" and gives a
+    # question left without any the gold answer ""; v1.1 needs at least one per question
+    gold_question = np.repeat(np.arange(n_questions), n_given)
+    gold_text = n_questions + np.arange(len(gold_question))
+    kept = length[gold_text] > 0 if version_2 else np.ones(len(gold_question), dtype=bool)
+    lacking = np.flatnonzero(np.bincount(gold_question[kept], minlength=n_questions) == 0)
+    if len(lacking) and not version_2:
+        raise DataError(
+            "question without a gold answer",
+            where=f"question {ids[lacking[0]]}",
+            fix="SQuAD v1.1 scoring needs at least one gold answer per question; "
+            "leave unanswerable (SQuAD v2 style) questions out",
+        )
+    question_of_pair = np.concatenate([gold_question[kept], lacking])
+    text_of_pair = np.concatenate([gold_text[kept], np.full(len(lacking), -1)])  # -1: the empty gold answer
+    order = np.argsort(question_of_pair, kind="stable")
+    question_of_pair, text_of_pair = question_of_pair[order], text_of_pair[order]
+    real = text_of_pair >= 0
+    gold_answer = np.where(real, answer_id[text_of_pair], answers.setdefault("", len(answers)))
+    gold_length = np.where(real, length[text_of_pair], 0)
+    n_golds = np.bincount(question_of_pair, minlength=n_questions)
+    pred_answer = np.where(present, answer_id[:n_questions], -1)  # -1: missing, equal to no gold answer
+    pred_length = np.where(present, length[:n_questions], 0)
+    exact = (pred_answer[question_of_pair] == gold_answer).astype(np.float64)
 
     # Counter semantics: a pair's common tokens are, summed over its distinct gold tokens,
     # min(count in the gold answer, count in the prediction). Each (owner, token) is one int64 key.
     size = max(len(vocabulary), 1)
-    pred_keys, pred_counts = np.unique(
-        np.repeat(np.arange(len(pred_length)), pred_length) * size + np.array(pred_tokens, dtype=np.int64),
-        return_counts=True,
-    )
-    gold_keys, gold_counts = np.unique(
-        np.repeat(np.arange(len(gold_length)), gold_length) * size + np.array(gold_tokens, dtype=np.int64),
-        return_counts=True,
-    )
+    pair_of_text = np.full(len(tokens), -1)
+    pair_of_text[text_of_pair[real]] = np.flatnonzero(real)
+    in_pred = (owner < n_questions) & present[np.minimum(owner, n_questions - 1)]
+    in_gold = pair_of_text[owner] >= 0
+    pred_keys, pred_counts = np.unique(owner[in_pred] * size + token_id[in_pred], return_counts=True)
+    gold_keys, gold_counts = np.unique(pair_of_text[owner[in_gold]] * size + token_id[in_gold], return_counts=True)
     pair, token = np.divmod(gold_keys, size)
     wanted = question_of_pair[pair] * size + token  # the same token in the pair's prediction
     found = np.searchsorted(pred_keys, wanted)
@@ -114,14 +110,13 @@ def question_scores(
 
     f1 = np.zeros(len(gold_length))
     overlap = common > 0  # no common token gives F1 0, even for two empty answers (official v1.1)
-    precision = common[overlap] / np.array(pred_length)[question_of_pair[overlap]]
-    recall = common[overlap] / np.array(gold_length)[overlap]
+    precision = common[overlap] / pred_length[question_of_pair[overlap]]
+    recall = common[overlap] / gold_length[overlap]
     f1[overlap] = 2 * precision * recall / (precision + recall)
     if version_2:  # v2.0: no tokens on either side scores 1 when both are empty (a present prediction)
-        pred_present = (np.array(pred_answer) >= 0)[question_of_pair]
-        f1[pred_present & (np.array(pred_length)[question_of_pair] == 0) & (np.array(gold_length) == 0)] = 1.0
+        f1[present[question_of_pair] & (pred_length[question_of_pair] == 0) & (gold_length == 0)] = 1.0
 
-    first_pair = np.cumsum(n_golds, dtype=np.int64) - np.array(n_golds, dtype=np.int64)
+    first_pair = np.cumsum(n_golds) - n_golds
     return np.maximum.reduceat(exact, first_pair), np.maximum.reduceat(f1, first_pair)
 
 
