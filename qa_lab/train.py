@@ -167,7 +167,7 @@ def train(cfg: DictConfig) -> float:
             # a resumed epoch skips the batches its checkpoint had trained on (same seeded order)
             batches = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
             epoch_started = time.perf_counter()
-            samples = _train_epoch(
+            samples, tokens = _train_epoch(
                 model, batches, optimizer, scheduler, accelerator, tracker, trainer, state, total_steps,
                 save_checkpoint if keep_checkpoints else None,
             )
@@ -178,6 +178,7 @@ def train(cfg: DictConfig) -> float:
                 "train_loss": state.loss_sum / max(state.loss_count, 1),
                 "learning_rate": scheduler.get_last_lr()[0],
                 "train_samples_per_second": samples / train_seconds,
+                "train_tokens_per_second": tokens / train_seconds,  # non-padding tokens
                 "train_seconds": train_seconds,
             }
             if evaluate(record):
@@ -220,14 +221,15 @@ def _shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
     return main_dir
 
 
-def _train_epoch(model, batches, optimizer, scheduler, accelerator, tracker, trainer, state, total_steps, save_checkpoint) -> int:
-    """Train on the epoch's (remaining) batches, keeping `state` current; returns the samples seen.
+def _train_epoch(model, batches, optimizer, scheduler, accelerator, tracker, trainer, state, total_steps, save_checkpoint) -> tuple[int, int]:
+    """Train on the epoch's (remaining) batches, keeping `state` current; returns the samples and the
+    non-padding tokens seen (all processes)."
 
     `save_checkpoint` (None: checkpoints off) runs every trainer.checkpoint.every_n_steps optimiser steps,
     except at the epoch's last batch, where the epoch's own checkpoint follows its evaluation.
     """
     model.train()
-    samples = 0
+    samples = tokens = 0
     every = trainer.checkpoint.every_n_steps
     # disable=None: a bar on a terminal only, not in log files
     progress = tqdm(batches, desc=f"epoch {state.epoch}", leave=False, disable=None if accelerator.is_main_process else True)
@@ -251,6 +253,7 @@ def _train_epoch(model, batches, optimizer, scheduler, accelerator, tracker, tra
         state.loss_count += 1
         state.batches_done += 1
         samples += len(batch["input_ids"]) * accelerator.num_processes
+        tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
         if accelerator.sync_gradients:
             state.step += 1
             progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -260,7 +263,7 @@ def _train_epoch(model, batches, optimizer, scheduler, accelerator, tracker, tra
                 break
             if save_checkpoint and every and state.step % every == 0 and not accelerator.gradient_state.end_of_dataloader:
                 save_checkpoint()
-    return samples
+    return samples, tokens
 
 
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from .test_train import TINY_RUN, run_py
 # TINY_RUN with smaller batches (34 optimiser steps per epoch), so a kill lands well inside an epoch,
 # and a checkpoint every 3 steps
 RESUMABLE = [*TINY_RUN, "trainer.batch_size=8", "trainer.checkpoint.every_n_steps=3", "trainer.checkpoint.keep_last=2"]
-TIMINGS = ("train_seconds", "train_samples_per_second", "eval_seconds")  # wall-clock: the only fields allowed to differ
+TIMINGS = ("train_seconds", "train_samples_per_second", "train_tokens_per_second", "eval_seconds")  # wall-clock: the only fields allowed to differ
 MID_EPOCH_2 = re.compile(r"checkpoint \S+ \(epoch 2, ([1-9]\d*) batches done\)")
 
 
