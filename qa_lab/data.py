@@ -252,13 +252,14 @@ def _locate(text: str, start: int, context: str) -> tuple[str, int | None]:
     return stripped, min(occurrences, key=lambda position: abs(position - start))
 
 
-def split_by_context(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hold out about `fraction` of the questions, whole paragraphs at a time, so none is on both sides."""
-    contexts = frame["context"].unique()
+def split_by_context(frame: pd.DataFrame, fraction: float, seed: int, by: str = "context") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out about `fraction` of the questions, whole paragraphs (or, by="title", whole articles) at a
+    time, so none is on both sides."""
+    contexts = frame[by].unique()
     order = np.random.default_rng(seed).permutation(len(contexts))
-    sizes = frame.groupby("context", sort=False).size().reindex(contexts).to_numpy()[order]
+    sizes = frame.groupby(by, sort=False).size().reindex(contexts).to_numpy()[order]
     held = contexts[order[: int(np.searchsorted(np.cumsum(sizes), fraction * len(frame))) + 1]]
-    is_held = frame["context"].isin(held).to_numpy()
+    is_held = frame[by].isin(held).to_numpy()
     return frame[~is_held].reset_index(drop=True), frame[is_held].reset_index(drop=True)
 
 
