@@ -36,6 +36,7 @@ from qa_lab.data import clean_examples, read_examples, split_by_context
 from qa_lab.features import WindowSpec, cached_windows
 from qa_lab.metrics import squad_v1
 from qa_lab.postprocess import postprocess, postprocess_reference
+from qa_lab.runs import read_jsonl
 from qa_lab.settings import CONF_DIR, conf_file
 
 log = logging.getLogger("qa_lab.bench")
@@ -105,7 +106,7 @@ def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, wo
         cfg = compose("config", overrides=overrides)
     with peak_memory(settings.memory_sample_seconds) as memory:
         train(cfg)
-    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs, _ = read_jsonl(out / "metrics.jsonl")
     # the steps may end inside an epoch: add the epochs up
     seconds = sum(epoch["train_seconds"] for epoch in epochs)
     return {

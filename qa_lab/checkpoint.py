@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.artifacts import reported, write_text
 from qa_lab.errors import ConfigError
+from qa_lab.runs import flatten
 from qa_lab.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,6 @@ def load(accelerator: Accelerator, path: Path) -> LoopState:
     return state
 
 
-def _differences(saved: Any, now: Any, where: str = "") -> list[str]:
-    if isinstance(saved, dict) and isinstance(now, dict):
-        return [
-            difference
-            for key in sorted(set(saved) | set(now), key=str)
-            for difference in _differences(saved.get(key), now.get(key), f"{where}.{key}" if where else str(key))
-        ]
-    return [] if saved == now else [f"{where} was {saved!r}, now {now!r}"]
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    saved, now = flatten(saved), flatten(now)
+    return [f"{key} was {saved.get(key)!r}, now {now.get(key)!r}" for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key)]

@@ -24,9 +24,14 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 SEPARATOR = "\x00"  # joins texts normalised together (see normalized_tokens)
 
 
+def _strip(text: str) -> str:
+    """Lower case, then no punctuation, then no articles: the official order (spacing is left to split)."""
+    return _ARTICLES.sub(" ", _PUNCTUATION.sub("", text.lower()))
+
+
 def normalize_answer(text: str) -> str:
     """Make answers that differ only in case, punctuation, articles or spacing compare equal (official order)."""
-    return " ".join(_ARTICLES.sub(" ", _PUNCTUATION.sub("", text.lower())).split())
+    return " ".join(_strip(text).split())
 
 
 def normalized_tokens(texts: Sequence[str]) -> list[list[str]]:
@@ -39,8 +44,7 @@ def normalized_tokens(texts: Sequence[str]) -> list[list[str]]:
     joined = SEPARATOR.join(texts)
     if joined.count(SEPARATOR) != max(len(texts) - 1, 0):
         return [normalize_answer(text).split() for text in texts]
-    cleaned = _ARTICLES.sub(" ", _PUNCTUATION.sub("", joined.lower()))
-    return [part.split() for part in cleaned.split(SEPARATOR)] if texts else []
+    return [part.split() for part in _strip(joined).split(SEPARATOR)] if texts else []
 
 
 def question_scores(

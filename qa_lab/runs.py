@@ -78,11 +78,11 @@ def load_runs(paths: Sequence[str]) -> Runs:
     for name, folder in zip(names, folders):
         config = configs[name] = resolved_config(folder)
         try:
-            flat = _flatten(redact(job_config(config)))  # the tables and the report show no secret
+            flat = flatten(redact(job_config(config)))  # the tables and the report show no secret
         except Exception as error:  # noqa: BLE001 - any resolver failure means the same to the user
             raise DataError(f"cannot resolve the run's config: {error}", where=str(folder / RUN_MARKER)) from None
         summary = _read_json(folder / "summary.json")
-        epochs, skipped = _read_jsonl(folder / "metrics.jsonl")
+        epochs, skipped = read_jsonl(folder / "metrics.jsonl")
         row = _row(name, folder, flat, summary, epochs)
         if skipped:
             row["note"] = f"{skipped} malformed line(s) of metrics.jsonl left out; " + row["note"]
@@ -171,11 +171,12 @@ def _note(folder: Path, summary: dict, status: str) -> str:
     return "no summary.json: failed before its first evaluation (or still running)"
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict with dotted keys (model.lr)."""
     if isinstance(value, dict):
         flat: dict[str, Any] = {}
         for key, inner in value.items():
-            flat |= _flatten(inner, f"{prefix}{key}.")
+            flat |= flatten(inner, f"{prefix}{key}.")
         return flat
     return {prefix[:-1]: value}
 
@@ -189,7 +190,7 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"malformed JSON: {error.msg}", where=str(path), fix="remove the run folder, or repair the file") from None
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict], int]:
+def read_jsonl(path: Path) -> tuple[list[dict], int]:
     """metrics.jsonl records, and how many lines could not be read (e.g. one cut by a crash)."""
     if not path.is_file():
         return [], 0
