@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qa_lab.features import NOT_CONTEXT, WindowSpec, cached_windows, tokenize_windows
+from qa_lab.features import NOT_CONTEXT, WindowSpec, cached_windows, tokenize_windows, tokenizer_fingerprint
 from qa_lab.metrics import normalize_answer
 
 
@@ -88,6 +88,19 @@ def test_cache_hit_gives_identical_windows(tokenizer, xquad, tmp_path):
     assert asdict(built.stats) == asdict(loaded.stats)
     _, other_hit = cached_windows(tokenizer, xquad, WindowSpec(256, 32, 64), True, tmp_path)
     assert not other_hit  # another stride is another entry
+
+
+def test_tokenizer_fingerprint_is_what_the_tokenizer_is_not_how_it_was_last_called(minilm_path):
+    from transformers import AutoTokenizer
+
+    fresh = AutoTokenizer.from_pretrained(minilm_path)
+    used = AutoTokenizer.from_pretrained(minilm_path)
+    used("a question", "a context", truncation="only_second", max_length=64, stride=16, padding="max_length")
+    assert tokenizer_fingerprint(used) == tokenizer_fingerprint(fresh)
+    used.padding_side = "left"
+    assert tokenizer_fingerprint(used) != tokenizer_fingerprint(fresh)
+    fresh.add_tokens(["qa-lab-new-token"])
+    assert tokenizer_fingerprint(fresh) != tokenizer_fingerprint(AutoTokenizer.from_pretrained(minilm_path))
 
 
 def _build(args):
