@@ -4,14 +4,16 @@ Both run on the same backbone, data (XQuAD split by article), windows, batch siz
 steps and seed (conf/bench/default.yaml). Measured: data preparation (qa-lab's first build and its cache
 hit), training samples/s, non-padding tokens/s and model FLOP utilisation against this machine's
 matrix-product peak (measured here), evaluation time, postprocessing + metric on the same logits (and
-whether the answers are identical), peak resident memory, and EM/F1 after the same steps. Ratios, not
-absolute times, are the point: both sides share the machine and its load. Writes BENCHMARKS.md and
-prints one JSON line last.
+whether the answers are identical), peak resident memory, EM/F1 after the same steps, and what bf16
+autocast does to training speed. Ratios, not absolute times, are the point: both sides share the machine
+and its load. Writes BENCHMARKS.md and prints one JSON line last.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import logging
 import math
@@ -28,13 +30,15 @@ import psutil
 import torch
 import transformers
 from omegaconf import DictConfig, OmegaConf
-from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+from transformers import PretrainedConfig
 
 from qa_lab import provenance, reference
 from qa_lab.config import register_resolvers
 from qa_lab.data import clean_examples, read_examples, split_by_context
-from qa_lab.features import WindowSpec, cached_windows
+from qa_lab.batching import Collator
+from qa_lab.features import Windows, WindowSpec, cached_windows
 from qa_lab.metrics import squad_v1
+from qa_lab.model import load_config, load_model, load_tokenizer
 from qa_lab.postprocess import postprocess, postprocess_reference
 from qa_lab.runs import read_jsonl
 from qa_lab.settings import CONF_DIR, conf_file
@@ -46,19 +50,32 @@ MB = 2**20
 def peak_gflops(size: int, dtype: torch.dtype, repeats: int) -> float:
     """This machine's dense matrix-product rate (GFLOP/s) through `linear`, the operation the model's layers
     use (a CPU without bf16 instructions runs bf16 far slower than fp32): the denominator of model FLOP
-    utilisation."""
+    utilisation. The fastest of `repeats` products, so a moment of load from elsewhere does not lower it."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.nn.functional.linear(a, b)  # warm-up
-    started = time.perf_counter()
+    fastest = math.inf
     for _ in range(repeats):
+        started = time.perf_counter()
         torch.nn.functional.linear(a, b)
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+        fastest = min(fastest, time.perf_counter() - started)
+    return 2 * size**3 / fastest / 1e9
+
+
+def release_free_memory() -> None:
+    """Hand the memory earlier phases freed back to the system: glibc keeps freed heap pages resident, and
+    a later run would reuse them unmeasured (its peak above its start would look smaller)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        log.debug("no glibc malloc_trim here: memory peaks include what earlier phases left")
 
 
 @contextmanager
 def peak_memory(interval: float) -> Iterator[dict[str, float]]:
     """Samples the resident memory in a thread; yields a dict whose "peak_mb" (the highest resident memory
     above the one at the start, so earlier phases of the process do not count) is set on exit."""
+    release_free_memory()
     process, result, done = psutil.Process(), {"peak_mb": 0.0}, threading.Event()
     baseline = process.memory_info().rss / MB
 
@@ -76,9 +93,8 @@ def peak_memory(interval: float) -> Iterator[dict[str, float]]:
         thread.join()
 
 
-def train_flops_per_token(model_path: str, sequence_length: float) -> float:
+def train_flops_per_token(config: PretrainedConfig, sequence_length: float) -> float:
     """6 x non-embedding parameters + attention (12 x layers x hidden x sequence length), as in the PaLM paper."""
-    config = AutoConfig.from_pretrained(model_path)
     hidden, layers = config.hidden_size, config.num_hidden_layers
     per_layer = 4 * hidden * hidden + 2 * hidden * config.intermediate_size  # attention projections + MLP weights
     return 6 * layers * per_layer + 12 * layers * hidden * sequence_length
@@ -94,11 +110,13 @@ def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, wo
     AcceleratorState._reset_state(reset_partial_state=True)  # each run chooses its own mixed precision
     out = work / f"qa-lab-{mixed_precision}"
     overrides = [
-        "model=minilm", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
+        f"model={settings.model}", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
         f"data.max_length={settings.max_length}", f"data.stride={settings.stride}",
         f"trainer.batch_size={settings.batch_size}", f"trainer.eval_batch_size={settings.eval_batch_size}",
         f"trainer.lr={settings.lr}", f"trainer.seed={settings.seed}", f"trainer.max_steps={settings.steps}",
-        "trainer.epochs=100", "trainer.warmup_ratio=0", f"trainer.mixed_precision={mixed_precision}",
+        "trainer.epochs=100",
+        # the seeds' optimisation recipe (no warm-up, no clipping), so that only padding and batching differ
+        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}",
         "trainer.checkpoint.keep_last=0", "logger=none", f"paths.output_dir={out}", f"paths.cache_dir={work / 'cache'}",
         f"postprocess.n_best={settings.n_best}", f"postprocess.max_answer_length={settings.max_answer_length}",
     ]
@@ -120,10 +138,35 @@ def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, wo
     }
 
 
-def run_reference(settings: DictConfig, tokenizer, train_features, eval_features, validation, references) -> dict[str, Any]:
-    torch.manual_seed(settings.seed)
-    model = AutoModelForQuestionAnswering.from_pretrained(settings.model)
+def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float, windows: Windows, pad_token_id: int) -> dict[str, float]:
+    """What bf16 autocast does to qa-lab's training speed here: the same forward + backward passes over the
+    first `bf16_probe_batches` batches of qa-lab windows (dynamically padded), in fp32 and under autocast."""
+    model = load_model(backbone, hub_timeout, settings.seed)
+    model.train()
+    collate = Collator(windows, pad_token_id, pad_left=False, with_labels=True)
+    size = settings.batch_size
+    batches = [collate(list(range(i * size, (i + 1) * size))) for i in range(settings.bf16_probe_batches)]
+    inputs = [{key: value for key, value in batch.items() if key != "window_index"} for batch in batches]
+
+    def seconds(bf16: bool) -> float:
+        started = time.perf_counter()
+        for batch in inputs:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            model.zero_grad()
+        return time.perf_counter() - started
+
+    seconds(False)  # warm-up: first-call allocations
+    fp32, bf16 = seconds(False), seconds(True)
+    return {"fp32_seconds": fp32, "bf16_seconds": bf16, "speedup": fp32 / bf16}
+
+
+def run_reference(settings: DictConfig, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
+    """The seeds' pipeline from loading the model (as qa-lab's run does) to its score."""
     with peak_memory(settings.memory_sample_seconds) as memory:
+        model = load_model(backbone, hub_timeout, settings.seed)  # the starting weights of qa-lab's run
+        torch.manual_seed(settings.seed)  # dropout
         stats = reference.train(model, train_features, settings.batch_size, settings.lr, settings.steps, settings.seed)
         started = time.perf_counter()
         start, end = reference.predict(model, eval_features, settings.eval_batch_size)
@@ -170,8 +213,11 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
     log.info("peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16", peaks["fp32"], peaks["bf16"])
     frame, _ = clean_examples(read_examples(settings.data_file), settings.data_file, training=True)
     train_frame, validation = split_by_context(frame, settings.validation_fraction, settings.split_seed, by="title")
+    validation = validation.iloc[: settings.eval_questions]  # None: all of them
     references = dict(zip(validation["id"], (answers["text"] for answers in validation["answers"])))
-    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    # the model group `python run.py model=...` uses; both pipelines start from the same weights (load_model's seed)
+    backbone, hub_timeout = conf_file("model", f"{settings.model}.yaml"), float(conf_file("config.yaml").hub_timeout)
+    tokenizer = load_tokenizer(backbone, hub_timeout)
     data = conf_file("data", "_common.yaml")
     spec = WindowSpec(settings.max_length, settings.stride, data.max_question_tokens, data.preprocessing_batch_size)
     results: dict[str, Any] = {"peak_gflops": peaks, "train_examples": len(train_frame), "validation_examples": len(validation)}
@@ -196,19 +242,20 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
         train_frame.to_json(train_file, orient="records", lines=True)
         validation.to_json(validation_file, orient="records", lines=True)
         runs = {"qa_lab": run_qa_lab(settings, train_file, validation_file, work, "no")}
-        if settings.bf16 and peaks["bf16"] > peaks["fp32"]:
-            runs["qa_lab_bf16"] = run_qa_lab(settings, train_file, validation_file, work, "bf16")
-        elif settings.bf16:
-            log.info("bf16 autocast not run: this CPU multiplies bf16 matrices slower than fp32 ones")
-        runs["reference"] = run_reference(settings, tokenizer, train_features, eval_features, validation, references)
+        if settings.bf16:
+            probe = results["bf16_probe"] = autocast_probe(settings, backbone, hub_timeout, train_windows, tokenizer.pad_token_id)
+            log.info("bf16 autocast: %.2fx the fp32 training speed", probe["speedup"])
+            if probe["speedup"] > 1:  # faster: a whole run shows whether F1 holds
+                runs["qa_lab_bf16"] = run_qa_lab(settings, train_file, validation_file, work, "bf16")
+        runs["reference"] = run_reference(settings, backbone, hub_timeout, train_features, eval_features, validation, references)
         for name, run in runs.items():
             log.info("%s: %.2f samples/s, eval %.1f s, F1 %.2f", name, run["samples_per_second"], run["eval_seconds"], run["f1"])
     logits = runs["reference"].pop("logits")
     results["span_search"] = span_search_timings(settings, logits, eval_features, validation, references)
+    flops_per_token = train_flops_per_token(load_config(backbone, hub_timeout), results["windows"]["mean_train_tokens"])
     for name, run in runs.items():
         # model FLOPs of the useful (non-padding) tokens, against the peak of the precision used
-        length = results["windows"]["mean_train_tokens"]
-        run["mfu"] = run["tokens_per_second"] * train_flops_per_token(settings.model, length) / (peaks["bf16" if name.endswith("bf16") else "fp32"] * 1e9)
+        run["mfu"] = run["tokens_per_second"] * flops_per_token / (peaks["bf16" if name.endswith("bf16") else "fp32"] * 1e9)
     results["runs"] = runs
     return results
 
@@ -224,6 +271,8 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "f1_reference": runs["reference"]["f1"],
         "identical_predictions": search["identical_predictions"],
     }
+    if "bf16_probe" in results:
+        summary["bf16_autocast_speedup"] = results["bf16_probe"]["speedup"]
     if "qa_lab_bf16" in runs:
         summary["train_speedup_bf16"] = runs["qa_lab_bf16"]["samples_per_second"] / runs["reference"]["samples_per_second"]
         summary["f1_qa_lab_bf16"] = runs["qa_lab_bf16"]["f1"]
@@ -254,9 +303,10 @@ def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, A
         f"{results['peak_gflops']['bf16']:.0f} GFLOP/s bf16 ({settings.peak_matrix_size}x{settings.peak_matrix_size} matrix product); "
         f"{versions}; qa-lab {described['git_commit']}.",
         "",
-        f"MiniLM-L6 on XQuAD (English), split by article: {results['train_examples']} training and "
+        f"`model={settings.model}` on {Path(settings.data_file).name}, split by article: {results['train_examples']} training and "
         f"{results['validation_examples']} evaluation questions; windows of {settings.max_length} tokens, stride "
         f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}, seed {settings.seed}. "
+        f"Both start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping). "
         f"Training windows hold {results['windows']['mean_train_tokens']:.0f} tokens on average; the seeds pad all to {settings.max_length}.",
         "",
         "| | " + " | ".join(heading[name] for name in names) + " |",
@@ -272,8 +322,13 @@ def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, A
     ]
     if "train_speedup_bf16" in summary:
         lines.append(f"| training samples/s, qa-lab bf16 / seeds | {summary['train_speedup_bf16']:.2f}x (F1 {summary['f1_qa_lab_bf16']:.2f}) | measured |")
-    elif settings.bf16:
-        lines.append("| training with bf16 autocast | not run: bf16 matrix products are slower than fp32 on this CPU | measured |")
+    elif "bf16_probe" in results:
+        probe = results["bf16_probe"]
+        lines.append(
+            f"| training with bf16 autocast / fp32 (forward + backward, {settings.bf16_probe_batches} qa-lab batches) | "
+            f"{probe['speedup']:.2f}x ({probe['bf16_seconds']:.1f} s vs {probe['fp32_seconds']:.1f} s): slower, so not kept "
+            "and no bf16 run | measured |"
+        )
     lines += [
         f"| postprocessing + metric, seeds / qa-lab (same logits) | {summary['postprocess_speedup']:.1f}x "
         f"({1000 * (search['reference_postprocess_seconds'] + search['reference_metric_seconds']):.0f} ms vs "
@@ -286,21 +341,37 @@ def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, A
     return "\n".join(lines)
 
 
+def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
+    """conf/bench/default.yaml, its `quick` block when asked, then KEY=VALUE overrides, checked against the
+    defaults' keys and types so a typo fails here rather than minutes into a run."""
+    defaults = conf_file("bench", "default.yaml")
+    settings = OmegaConf.merge(defaults, defaults.quick if quick else {})
+    for override in overrides:
+        key, equals, _ = override.partition("=")
+        if not equals or key not in defaults or key == "quick":
+            raise ValueError(f"'{override}': expected KEY=VALUE with KEY one of {', '.join(k for k in defaults if k != 'quick')}")
+        value, default = OmegaConf.from_dotlist([override])[key], defaults[key]
+        if default is not None and value is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
+            raise ValueError(f"'{override}': {key} takes {type(default).__name__} values (default {default!r})")
+        settings[key] = value
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa_lab.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run in a few minutes (too few steps for F1 to mean anything)")
-    parser.add_argument("--out", help="the markdown report (default: conf/bench/default.yaml's out)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings of conf/bench/default.yaml, e.g. steps=20 out=bench.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     transformers.utils.logging.set_verbosity_error()  # the backbone's load report (a fresh span head) is expected
     register_resolvers()
-    settings = conf_file("bench", "default.yaml")
-    if args.quick:
-        settings = OmegaConf.merge(settings, settings.quick)
+    try:
+        settings = bench_settings(args.quick, args.overrides)
+    except ValueError as error:
+        parser.error(str(error))
     results = benchmark(settings)
     summary = ratios(results)
-    out = Path(args.out or settings.out)
-    out.write_text(markdown(settings, results, summary, args.quick), encoding="utf-8")
+    Path(settings.out).write_text(markdown(settings, results, summary, args.quick), encoding="utf-8")
     print(json.dumps({key: (round(value, 4) if isinstance(value, float) and math.isfinite(value) else value) for key, value in summary.items()}))
     return 0
 

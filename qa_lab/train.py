@@ -41,7 +41,6 @@ from qa_lab.trial import open_trial, skip_if_invalid
 log = logging.getLogger(__name__)
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-LENGTH_GROUP_BATCHES = 50  # batches per length-sorted group in the training order
 EPOCH_SCORES = ("exact_match", "f1", *V2_KEYS, THRESHOLD_KEY)  # what an epoch's record takes from its evaluation
 
 
@@ -103,7 +102,7 @@ def train(cfg: DictConfig) -> float:
     pad_left = tokenizer.padding_side == "left"
     train_loader = batching.train_loader(
         train_windows, trainer.batch_size, trainer.seed, tokenizer.pad_token_id, pad_left,
-        LENGTH_GROUP_BATCHES, trainer.group_by_length,
+        trainer.length_group_batches, trainer.group_by_length,
     )
     eval_loader = batching.eval_loader(eval_windows, trainer.eval_batch_size, tokenizer.pad_token_id, pad_left)
     optimizer = torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr)
