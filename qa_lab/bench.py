@@ -1,7 +1,7 @@
 """`python -m qa_lab.bench [--quick]`: qa-lab against the seeds' pipeline, side by side in one process.
 
 Both run on the same backbone, data (XQuAD split by article), windows, batch size, number of optimiser
-steps and seed (conf/bench/default.yaml). Measured: data preparation (qa-lab's first build and its cache
+steps and seeds (conf/bench/default.yaml). Measured: data preparation (qa-lab's first build and its cache
 hit), training samples/s, non-padding tokens/s and model FLOP utilisation against this machine's
 matrix-product peak (measured here), evaluation time, postprocessing + metric on the same logits (and
 whether the answers are identical), peak resident memory, EM/F1 after the same steps, and what bf16
@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 import torch
 import transformers
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import PretrainedConfig
 
 from qa_lab import provenance, reference
@@ -100,7 +100,7 @@ def train_flops_per_token(config: PretrainedConfig, sequence_length: float) -> f
     return 6 * layers * per_layer + 12 * layers * hidden * sequence_length
 
 
-def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, work: Path, mixed_precision: str) -> dict[str, Any]:
+def run_qa_lab(settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, mixed_precision: str) -> dict[str, Any]:
     """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation."""
     from accelerate.state import AcceleratorState
     from hydra import compose, initialize_config_dir
@@ -108,12 +108,12 @@ def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, wo
     from qa_lab.train import train
 
     AcceleratorState._reset_state(reset_partial_state=True)  # each run chooses its own mixed precision
-    out = work / f"qa-lab-{mixed_precision}"
+    out = work / f"qa-lab-{mixed_precision}-{seed}"
     overrides = [
         f"model={settings.model}", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
         f"data.max_length={settings.max_length}", f"data.stride={settings.stride}",
         f"trainer.batch_size={settings.batch_size}", f"trainer.eval_batch_size={settings.eval_batch_size}",
-        f"trainer.lr={settings.lr}", f"trainer.seed={settings.seed}", f"trainer.max_steps={settings.steps}",
+        f"trainer.lr={settings.lr}", f"trainer.seed={seed}", f"trainer.max_steps={settings.steps}",
         "trainer.epochs=100",
         # the seeds' optimisation recipe (no warm-up, no clipping), so that only padding and batching differ
         "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}",
@@ -141,7 +141,7 @@ def run_qa_lab(settings: DictConfig, train_file: Path, validation_file: Path, wo
 def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float, windows: Windows, pad_token_id: int) -> dict[str, float]:
     """What bf16 autocast does to qa-lab's training speed here: the same forward + backward passes over the
     first `bf16_probe_batches` batches of qa-lab windows (dynamically padded), in fp32 and under autocast."""
-    model = load_model(backbone, hub_timeout, settings.seed)
+    model = load_model(backbone, hub_timeout, settings.seeds[0])
     model.train()
     collate = Collator(windows, pad_token_id, pad_left=False, with_labels=True)
     size = settings.batch_size
@@ -162,12 +162,12 @@ def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: floa
     return {"fp32_seconds": fp32, "bf16_seconds": bf16, "speedup": fp32 / bf16}
 
 
-def run_reference(settings: DictConfig, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
+def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
     """The seeds' pipeline from loading the model (as qa-lab's run does) to its score."""
     with peak_memory(settings.memory_sample_seconds) as memory:
-        model = load_model(backbone, hub_timeout, settings.seed)  # the starting weights of qa-lab's run
-        torch.manual_seed(settings.seed)  # dropout
-        stats = reference.train(model, train_features, settings.batch_size, settings.lr, settings.steps, settings.seed)
+        model = load_model(backbone, hub_timeout, seed)  # the starting weights of qa-lab's run
+        torch.manual_seed(seed)  # dropout
+        stats = reference.train(model, train_features, settings.batch_size, settings.lr, settings.steps, seed)
         started = time.perf_counter()
         start, end = reference.predict(model, eval_features, settings.eval_batch_size)
         answers = postprocess_reference(
@@ -208,6 +208,15 @@ def span_search_timings(settings: DictConfig, logits, eval_features, validation,
     return timings
 
 
+def over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One pipeline's row: speeds, times and scores averaged over the seeds, memory the highest; F1 of each seed kept."""
+    keys = ("samples_per_second", "tokens_per_second", "train_seconds", "eval_seconds", "exact_match", "f1")
+    combined: dict[str, Any] = {key: sum(run[key] for run in per_seed) / len(per_seed) for key in keys}
+    combined["peak_mb"] = max(run["peak_mb"] for run in per_seed)
+    combined["f1_per_seed"] = [run["f1"] for run in per_seed]
+    return combined
+
+
 def benchmark(settings: DictConfig) -> dict[str, Any]:
     peaks = {name: peak_gflops(settings.peak_matrix_size, dtype, settings.peak_repeats) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     log.info("peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16", peaks["fp32"], peaks["bf16"])
@@ -241,16 +250,20 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
         train_file, validation_file = work / "train.jsonl", work / "validation.jsonl"
         train_frame.to_json(train_file, orient="records", lines=True)
         validation.to_json(validation_file, orient="records", lines=True)
-        runs = {"qa_lab": run_qa_lab(settings, train_file, validation_file, work, "no")}
+        per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": []}
+        for seed in settings.seeds:
+            per_seed["qa_lab"].append(run_qa_lab(settings, seed, train_file, validation_file, work, "no"))
+            per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, eval_features, validation, references))
+            for name, runs_so_far in per_seed.items():
+                run = runs_so_far[-1]
+                log.info("seed %d, %s: %.2f samples/s, eval %.1f s, F1 %.2f", seed, name, run["samples_per_second"], run["eval_seconds"], run["f1"])
         if settings.bf16:
             probe = results["bf16_probe"] = autocast_probe(settings, backbone, hub_timeout, train_windows, tokenizer.pad_token_id)
             log.info("bf16 autocast: %.2fx the fp32 training speed", probe["speedup"])
-            if probe["speedup"] > 1:  # faster: a whole run shows whether F1 holds
-                runs["qa_lab_bf16"] = run_qa_lab(settings, train_file, validation_file, work, "bf16")
-        runs["reference"] = run_reference(settings, backbone, hub_timeout, train_features, eval_features, validation, references)
-        for name, run in runs.items():
-            log.info("%s: %.2f samples/s, eval %.1f s, F1 %.2f", name, run["samples_per_second"], run["eval_seconds"], run["f1"])
-    logits = runs["reference"].pop("logits")
+            if probe["speedup"] > 1:  # faster: whole runs show whether F1 holds
+                per_seed["qa_lab_bf16"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "bf16") for seed in settings.seeds]
+    logits = [run.pop("logits") for run in per_seed["reference"]][0]
+    runs = {name: over_seeds(seed_runs) for name, seed_runs in per_seed.items()}
     results["span_search"] = span_search_timings(settings, logits, eval_features, validation, references)
     flops_per_token = train_flops_per_token(load_config(backbone, hub_timeout), results["windows"]["mean_train_tokens"])
     for name, run in runs.items():
@@ -269,6 +282,8 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "cache_prep_ratio": prep["cache_hit"] / prep["first"],
         "f1_qa_lab": runs["qa_lab"]["f1"],
         "f1_reference": runs["reference"]["f1"],
+        "f1_qa_lab_per_seed": runs["qa_lab"]["f1_per_seed"],
+        "f1_reference_per_seed": runs["reference"]["f1_per_seed"],
         "identical_predictions": search["identical_predictions"],
     }
     if "bf16_probe" in results:
@@ -305,7 +320,8 @@ def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, A
         "",
         f"`model={settings.model}` on {Path(settings.data_file).name}, split by article: {results['train_examples']} training and "
         f"{results['validation_examples']} evaluation questions; windows of {settings.max_length} tokens, stride "
-        f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}, seed {settings.seed}. "
+        f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}; "
+        f"seeds {', '.join(map(str, settings.seeds))} (speeds, times and scores are their means, memory the highest). "
         f"Both start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping). "
         f"Training windows hold {results['windows']['mean_train_tokens']:.0f} tokens on average; the seeds pad all to {settings.max_length}.",
         "",
@@ -318,7 +334,9 @@ def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, A
         "| ratio | value | target |",
         "|---|---|---|",
         f"| training samples/s, qa-lab / seeds | {summary['train_speedup']:.2f}x | >= 2.0x, F1 within 1 point |",
-        f"| F1 qa-lab - seeds | {summary['f1_qa_lab'] - summary['f1_reference']:+.2f} | within +-1 |",
+        f"| F1 qa-lab - seeds | {summary['f1_qa_lab'] - summary['f1_reference']:+.2f} (per seed: "
+        + ", ".join(f"{ours - theirs:+.2f}" for ours, theirs in zip(summary["f1_qa_lab_per_seed"], summary["f1_reference_per_seed"]))
+        + ") | within +-1 |",
     ]
     if "train_speedup_bf16" in summary:
         lines.append(f"| training samples/s, qa-lab bf16 / seeds | {summary['train_speedup_bf16']:.2f}x (F1 {summary['f1_qa_lab_bf16']:.2f}) | measured |")
@@ -352,9 +370,19 @@ def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
             raise ValueError(f"'{override}': expected KEY=VALUE with KEY one of {', '.join(k for k in defaults if k != 'quick')}")
         value, default = OmegaConf.from_dotlist([override])[key], defaults[key]
         if default is not None and value is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
-            raise ValueError(f"'{override}': {key} takes {type(default).__name__} values (default {default!r})")
+            kind = "list" if isinstance(default, ListConfig) else type(default).__name__
+            raise ValueError(f"'{override}': {key} takes {kind} values (default {default})")
         settings[key] = value
+    if not settings.seeds or not all(isinstance(seed, int) for seed in settings.seeds):
+        raise ValueError(f"seeds={settings.seeds}: give a non-empty list of integers, e.g. seeds=[42,43]")
     return settings
+
+
+def rounded(value: Any) -> Any:
+    """Floats of the JSON line to 4 decimals (lists too); infinities as they are."""
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return round(value, 4) if isinstance(value, float) and math.isfinite(value) else value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     results = benchmark(settings)
     summary = ratios(results)
     Path(settings.out).write_text(markdown(settings, results, summary, args.quick), encoding="utf-8")
-    print(json.dumps({key: (round(value, 4) if isinstance(value, float) and math.isfinite(value) else value) for key, value in summary.items()}))
+    print(json.dumps({key: rounded(value) for key, value in summary.items()}))
     return 0
 
 

@@ -28,7 +28,7 @@ def test_settings_are_the_defaults_then_quick_then_overrides():
 @pytest.mark.parametrize(
     "override, message",
     [("stepz=3", "expected KEY=VALUE with KEY one of model, "), ("steps", "expected KEY=VALUE"), ("steps=abc", "steps takes int values"),
-     ("quick=1", "expected KEY=VALUE")],
+     ("quick=1", "expected KEY=VALUE"), ("seeds=42", "seeds takes list values"), ("seeds=[]", "non-empty list of integers")],
 )
 def test_a_bad_setting_is_refused_before_any_work(override, message):
     with pytest.raises(ValueError, match=message):
@@ -39,17 +39,20 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
         [sys.executable, "-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
-         "eval_questions=30", "bf16=true", f"out={out}"],
+         "eval_questions=30", "seeds=[1,2]", "bf16=true", f"out={out}"],
         cwd=ROOT, env=offline_env(), capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["bf16_autocast_speedup"] > 0  # measured, whichever way it goes on this CPU
+    for pipeline in ("qa_lab", "reference"):  # one run per seed, scores averaged
+        per_seed = summary[f"f1_{pipeline}_per_seed"]
+        assert len(per_seed) == 2 and summary[f"f1_{pipeline}"] == pytest.approx(sum(per_seed) / 2, abs=1e-3)
     assert summary["identical_predictions"] is True  # 30 questions in windows of 128: several windows each
     assert 0 < summary["cache_prep_ratio"] < 1
     report = out.read_text(encoding="utf-8")
-    assert "30 evaluation questions" in report and "2 optimiser steps" in report and "the seeds pad all to 128" in report
+    assert "30 evaluation questions" in report and "2 optimiser steps" in report and "seeds 1, 2" in report and "the seeds pad all to 128" in report
     # the report's numbers are the JSON line's (which is rounded to 4 decimals)
     shown = {
         "train_speedup": r"\| training samples/s, qa-lab / seeds \| ([\d.]+)x \|",
