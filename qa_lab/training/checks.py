@@ -1,0 +1,58 @@
+"""The composed config checked before anything expensive starts: value ranges and files, each error with
+the key and a value that works. (Whether the window geometry fits the model is model/checks.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from qa_lab.core.errors import ConfigError, require
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+OBJECTIVES = ("f1", "exact_match")
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """The whole run's config (it is the one part that reads all of it): checks that need no model."""
+    if OmegaConf.is_interpolation(cfg.trainer, "lr") and OmegaConf.select(cfg, "model.lr") is None:
+        raise ConfigError(
+            "defaults to the backbone's model.lr, but the model config sets none",
+            where="trainer.lr",
+            fix="give trainer.lr=3e-5 on the command line, or add `lr:` to the model's YAML",
+        )
+    check_data(cfg.data)
+    check_trainer(cfg.trainer)
+    require(cfg.objective in OBJECTIVES, "objective", f"unknown objective '{cfg.objective}'", f"one of {OBJECTIVES}")
+
+
+def check_data(data: DictConfig) -> None:
+    require(data.max_length > 0, "data.max_length", f"must be positive, got {data.max_length}", "e.g. data.max_length=384")
+    require(data.stride >= 0, "data.stride", f"must be >= 0, got {data.stride}", "e.g. data.stride=128")
+    require(data.max_question_tokens > 0, "data.max_question_tokens", "must be positive", "e.g. 64")
+    if data.source == "files":
+        for key in ("train_file", "validation_file"):
+            path = data[key]
+            require(
+                path is None or Path(path).is_file(),
+                f"data.{key}",
+                f"no such file: {path}",
+                "give the path of a SQuAD-format file (JSON, JSONL, CSV or Parquet)",
+            )
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        require(trainer[key] >= 1, f"trainer.{key}", f"must be >= 1, got {trainer[key]}", f"e.g. trainer.{key}=1")
+    require(trainer.epochs >= 0, "trainer.epochs", f"must be >= 0 (0 = evaluate only), got {trainer.epochs}", "e.g. trainer.epochs=2")
+    every = trainer.checkpoint.every_n_steps
+    require(every is None or every >= 1, "trainer.checkpoint.every_n_steps", f"must be >= 1 or null, got {every}", "e.g. 500")
+    require(trainer.checkpoint.keep_last >= 0, "trainer.checkpoint.keep_last", "must be >= 0 (0 = no checkpoints)", "e.g. 1")
+    require(trainer.lr > 0, "trainer.lr", f"must be positive, got {trainer.lr}", "e.g. trainer.lr=5e-5")
+    require(0 <= trainer.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)", "e.g. 0.1")
+    require(
+        trainer.mixed_precision in MIXED_PRECISION,
+        "trainer.mixed_precision",
+        f"unknown value '{trainer.mixed_precision}'",
+        f"one of {MIXED_PRECISION}",
+    )

@@ -1,0 +1,56 @@
+"""Hub access that fails fast (core/hub.py): a silent Hub is given up on after its timeout, an uncached
+model fails in seconds from the command line, and local or cached things still load."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qa_lab.core.errors import HubUnavailableError
+from qa_lab.core.hub import hub_reachable, load_from_hub
+from tests.helpers import ROOT
+
+
+@pytest.mark.unit
+def test_hub_probe_gives_up_after_its_timeout(silent_server, monkeypatch):
+    monkeypatch.setattr("qa_lab.core.hub.hub_endpoint", lambda: silent_server)
+    began = time.monotonic()
+    assert hub_reachable(timeout=0.5) is False
+    assert time.monotonic() - began < 5
+
+
+def closed_port() -> str:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.e2e
+def test_uncached_hub_model_fails_fast_from_the_command_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HF_ENDPOINT": closed_port(), "HF_HOME": str(tmp_path / "hf"), "QA_LAB_OUTPUT_ROOT": str(tmp_path / "out")}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "run.py", "model=distilbert", "logger=none"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    elapsed = time.monotonic() - began
+    assert done.returncode == 2, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "the model 'distilbert-base-uncased' is not in the local Hugging Face cache" in output
+    assert "model=minilm" in output and "data=synthetic" in output
+    assert "Traceback" not in output
+    assert elapsed < 30  # includes interpreter start-up and imports; the libraries alone retry for 25-50 s
+
+
+@pytest.mark.unit
+def test_cached_things_still_load_when_the_hub_is_down(monkeypatch, minilm_path):
+    monkeypatch.setattr("qa_lab.core.hub.hub_reachable", lambda timeout: False)
+    monkeypatch.setattr("qa_lab.core.hub.go_offline", lambda: None)
+    assert load_from_hub(lambda: "loaded", minilm_path, "model", 1) == "loaded"  # a local folder needs no Hub
+    with pytest.raises(HubUnavailableError, match="could not be loaded: boom"):
+        load_from_hub(lambda: (_ for _ in ()).throw(OSError("boom")), "some/model", "model", 1)

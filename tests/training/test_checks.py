@@ -1,0 +1,24 @@
+"""The config check before any work (training/checks.py): bad values fail with the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_lab.core.errors import ConfigError
+from qa_lab.training.checks import check_settings
+from tests.helpers import composed, resolvable
+
+pytestmark = pytest.mark.unit
+
+
+def test_local_data_needs_an_existing_file(tmp_path):
+    cfg = resolvable(composed("data=local", f"data.train_file={tmp_path / 'missing.json'}"))
+    with pytest.raises(ConfigError, match=r"data.train_file: no such file"):
+        check_settings(cfg)
+
+
+def test_bad_trainer_values():
+    with pytest.raises(ConfigError, match="trainer.mixed_precision: unknown value 'fp8'"):
+        check_settings(resolvable(composed("trainer.mixed_precision=fp8")))
+    with pytest.raises(ConfigError, match="trainer.epochs: must be >= 0"):
+        check_settings(resolvable(composed("trainer.epochs=-1")))
