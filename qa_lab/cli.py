@@ -54,6 +54,14 @@ def data_check(args: argparse.Namespace) -> int:
     return 0 if result["usable"] else 1
 
 
+def data_fetch(args: argparse.Namespace) -> int:
+    """Print where each public data file is on this machine, fetching (by checksum) the ones that are not."""
+    from qa_lab.core.public_data import FILES, locate
+
+    print(json.dumps({name: str(locate(name)) for name in args.names or FILES}, indent=1))
+    return 0
+
+
 def score_command(args: argparse.Namespace) -> int:
     """The official SQuAD v1.1 or v2.0 evaluation script's job, for any data format qa-lab reads."""
     from qa_lab.data.examples import unanswerable
@@ -183,6 +191,9 @@ def _add_data_check(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer: a conf/model option ('minilm', the offline default), a Hub id or a folder")
     _window_arguments(check)
     check.set_defaults(handler=data_check)
+    fetch = data.add_parser("fetch", help="the public data sets qa-lab's benchmark and examples use, fetched by checksum")
+    fetch.add_argument("names", nargs="*", help="files to fetch, e.g. xquad-en/xquad.en.json (default: all)")
+    fetch.set_defaults(handler=data_fetch)
 
 
 def _add_score(commands: argparse._SubParsersAction) -> None:

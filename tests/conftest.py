@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import XQUAD
+from qa_lab.core.errors import QALabError
+from qa_lab.core.public_data import FILES, locate
+from tests.helpers import SHARED_BESIDE, XQUAD_NAME
 
 TIERS = ("unit", "e2e", "integration")
 
@@ -50,9 +53,33 @@ def silent_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def xquad():
+def public_files() -> dict[str, Path]:
+    """Every real data file by name: from QA_LAB_SHARED_DATA or ../shared/data beside the checkout, else
+    fetched from its public source (or QA_LAB_TEST_DATA_MIRROR) by checksum. Without them the tests that
+    need them fail with one line that says how to get them."""
+    try:
+        return {name: locate(name, (SHARED_BESIDE,)) for name in FILES}
+    except QALabError as error:
+        pytest.fail(f"test data: {error.what}. Fix: {error.fix}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def xquad_file(public_files) -> Path:
+    """The English XQuAD questions, official SQuAD v1.1 JSON (48 articles, 1,190 questions)."""
+    return public_files[XQUAD_NAME]
+
+
+@pytest.fixture(scope="session")
+def peer_predictions(public_files) -> dict[str, Path]:
+    """Published systems' predictions on those questions, by file name (bert-ensemble.json, ...)."""
+    return {Path(name).name: path for name, path in public_files.items() if name.startswith("squad-peer-predictions/")}
+
+
+@pytest.fixture(scope="session")
+def xquad(xquad_file):
+    """XQuAD as a clean example table."""
     from qa_lab.data.cleaning import clean_examples
     from qa_lab.data.sources import read_examples
 
-    frame, _ = clean_examples(read_examples(XQUAD), str(XQUAD), training=True)
+    frame, _ = clean_examples(read_examples(xquad_file), str(xquad_file), training=True)
     return frame

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("QA_LAB_SHARED_DATA") or ROOT.parent / "shared" / "data")
-XQUAD = SHARED_DATA / "xquad-en" / "xquad.en.json"
-PEER_PREDICTIONS = SHARED_DATA / "squad-peer-predictions"
+# the real data files (qa_lab/core/public_data.py) are looked for here first: beside this project's
+# checkouts and in its CI, never on a user's machine (then they are fetched; see the fixtures in conftest.py)
+SHARED_BESIDE = ROOT.parent / "shared" / "data"
+XQUAD_NAME = "xquad-en/xquad.en.json"
+PEER_SCORES = Path(__file__).parent / "evaluation" / "peer_scores.json"  # official v1.1 scores of the peer files
 
 # a run of the tiny random model on a little synthetic data: seconds, and every run file
 TINY_RUN = [

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, XQUAD, inspect_wandb, offline_env, run_py
+from tests.helpers import ROOT, inspect_wandb, offline_env, run_py
 
 pytestmark = pytest.mark.e2e
 
@@ -43,9 +43,9 @@ class Outcome:
     run_dir: Path
 
 
-def flat_records(first: int, last: int) -> list[dict]:
+def flat_records(xquad_file: Path, first: int, last: int) -> list[dict]:
     """XQuAD articles [first, last) as flat records (id, title, context, question, answers)."""
-    articles = json.loads(XQUAD.read_text(encoding="utf-8"))["data"][first:last]
+    articles = json.loads(xquad_file.read_text(encoding="utf-8"))["data"][first:last]
     return [
         {
             "id": qa["id"],
@@ -65,10 +65,10 @@ def write_records(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def repaired_records() -> list[dict]:
+def repaired_records(xquad_file: Path) -> list[dict]:
     """Real training data with the faults a repair handles: integer ids, a verbatim duplicate row, two
     answer_start values that miss their text, an empty question, a blank context and a very long question."""
-    records = [dict(record, id=number) for number, record in enumerate(flat_records(1, 4))]
+    records = [dict(record, id=number) for number, record in enumerate(flat_records(xquad_file, 1, 4))]
     for row in (1, 2):
         answers = records[row]["answers"]
         records[row]["answers"] = {"text": answers["text"], "answer_start": [start + 7 for start in answers["answer_start"]]}
@@ -100,16 +100,16 @@ def timed_run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> Outco
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory, silent_server) -> dict[str, Outcome]:
+def outcomes(tmp_path_factory, silent_server, xquad_file) -> dict[str, Outcome]:
     """Every `python run.py` case of this module, three at a time (one torch thread each)."""
     root = tmp_path_factory.mktemp("bad_input")
-    train = write_records(root / "train.json", flat_records(1, 4))
-    validation = write_records(root / "validation.json", flat_records(4, 5))
+    train = write_records(root / "train.json", flat_records(xquad_file, 1, 4))
+    validation = write_records(root / "validation.json", flat_records(xquad_file, 4, 5))
     local = ["data=local", f"data.train_file={train}", f"data.validation_file={validation}", "logger=none"]
     malformed = root / "malformed.json"
-    malformed.write_text(XQUAD.read_text(encoding="utf-8")[:700])
-    no_answers = write_records(root / "no_answers.json", [{k: v for k, v in r.items() if k != "answers"} for r in flat_records(1, 2)])
-    clashing = flat_records(1, 2)
+    malformed.write_text(xquad_file.read_text(encoding="utf-8")[:700])
+    no_answers = write_records(root / "no_answers.json", [{k: v for k, v in r.items() if k != "answers"} for r in flat_records(xquad_file, 1, 2)])
+    clashing = flat_records(xquad_file, 1, 2)
     clashing[1]["id"] = clashing[0]["id"]
     a_file = root / "a_file"
     a_file.write_text("not a folder")
@@ -124,7 +124,7 @@ def outcomes(tmp_path_factory, silent_server) -> dict[str, Outcome]:
             {name: SECRETS[name] for name in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")},
         ),
         "repaired_data_wandb_down": (
-            [*FAST, *local, f"data.train_file={write_records(root / 'repaired.json', repaired_records())}", "logger=wandb", "logger.mode=online"],
+            [*FAST, *local, f"data.train_file={write_records(root / 'repaired.json', repaired_records(xquad_file))}", "logger=wandb", "logger.mode=online"],
             # online asked for, no API key anywhere (nor a netrc): W&B cannot start
             {"WANDB_MODE": "online", "NETRC": str(root / "no-netrc"), "WANDB_CONFIG_DIR": str(root / "wandb-config")},
         ),

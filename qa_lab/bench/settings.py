@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.conf import conf_file
 
@@ -12,13 +12,14 @@ def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
     defaults' keys and types so a typo fails here rather than minutes into a run."""
     defaults = conf_file("bench", "default.yaml")
     settings = OmegaConf.merge(defaults, defaults.quick if quick else {})
+    raw = OmegaConf.to_container(defaults, resolve=False)  # types of the defaults, without fetching ${public_data:...}
     for override in overrides:
         key, equals, _ = override.partition("=")
         if not equals or key not in defaults or key == "quick":
             raise ValueError(f"'{override}': expected KEY=VALUE with KEY one of {', '.join(k for k in defaults if k != 'quick')}")
-        value, default = OmegaConf.from_dotlist([override])[key], defaults[key]
+        value, default = OmegaConf.to_container(OmegaConf.from_dotlist([override]))[key], raw[key]
         if default is not None and value is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
-            kind = "list" if isinstance(default, ListConfig) else type(default).__name__
+            kind = "list" if isinstance(default, list) else type(default).__name__
             raise ValueError(f"'{override}': {key} takes {kind} values (default {default})")
         settings[key] = value
     if not settings.seeds or not all(isinstance(seed, int) for seed in settings.seeds):

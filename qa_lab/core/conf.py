@@ -14,7 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def checkout_root() -> Path | None:
+    """The qa-lab checkout this code runs from (also under an editable install), or None for an installed package."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "conf" / "config.yaml").is_file() and (root / "pyproject.toml").is_file() else None
+
+
+# a checkout reads conf/ where it is; an installed package its copy, qa_lab/conf (pyproject.toml ships it)
+CONF_DIR = (checkout_root() or PACKAGE_DIR) / "conf"
 
 
 def package_path(package: str, *parts: str) -> str:
@@ -29,7 +39,12 @@ def package_path(package: str, *parts: str) -> str:
 
 
 def register_resolvers() -> None:
+    """`${package_path:pkg,sub}` and `${public_data:name}` (a public data file, fetched by checksum when not
+    on this machine: qa_lab/core/public_data.py)."""
+    from qa_lab.core.public_data import locate
+
     OmegaConf.register_resolver("package_path", package_path, replace=True)
+    OmegaConf.register_resolver("public_data", lambda name: str(locate(name)), replace=True)
 
 
 def conf_file(*parts: str) -> DictConfig:

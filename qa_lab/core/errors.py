@@ -44,6 +44,17 @@ class StorageError(QALabError):
     """A run file that could not be written: a full disk, a used-up quota, a read-only file system."""
 
 
+def _user_error(error: BaseException | None) -> QALabError | None:
+    """The QALabError behind `error`: itself, or one raised in a config resolver (`${public_data:...}`), which
+    OmegaConf wraps in its own error."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    if isinstance(error, InterpolationResolutionError):
+        while error is not None and not isinstance(error, QALabError):
+            error = error.__cause__ or error.__context__
+    return error if isinstance(error, QALabError) else None
+
+
 def require(condition: bool, where: str, what: str, fix: str) -> None:
     """The config check's one step: a ConfigError naming the key, what is wrong and a value that works."""
     if not condition:
@@ -69,7 +80,8 @@ class exit_on_user_error(ContextDecorator):  # noqa: N801 - used as a decorator 
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> bool:
-        if not isinstance(error, QALabError):
+        error = _user_error(error)
+        if error is None:
             return False
         self.show(error)
         if self.reraise():

@@ -20,7 +20,7 @@ import pytest
 from qa_lab.analysis.breakdown import question_categories
 from qa_lab.analysis.significance import paired_bootstrap, seed_groups
 from qa_lab.evaluation.squad import question_scores
-from tests.helpers import ROOT, SHARED_DATA, offline_env, read_squad_answers
+from tests.helpers import PEER_SCORES, ROOT, offline_env, read_squad_answers
 
 ARTIFACTS = Path(os.environ.get("QA_LAB_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts"))
 STUDY = "lr-tiny-synthetic"
@@ -50,15 +50,14 @@ def test_symmetric_noise_gives_the_normal_interval_and_is_not_significant():
 
 
 @pytest.mark.unit
-def test_a_real_difference_is_significant_and_a_reshuffled_one_is_noise():
+def test_a_real_difference_is_significant_and_a_reshuffled_one_is_noise(xquad_file, peer_predictions):
     """Published systems on XQuAD's questions. BERT ensemble vs Match-LSTM: ~20 F1 points, real.
     Two mixtures of them (BERT on odd questions and Match-LSTM on even ones, and the other way round)
     are equally good systems; the small gap between them is noise."""
-    references = read_squad_answers(SHARED_DATA / "xquad-en" / "xquad.en.json")
-    folder = SHARED_DATA / "squad-peer-predictions"
-    bert = json.loads((folder / "bert-ensemble.json").read_text(encoding="utf-8"))
-    lstm = json.loads((folder / "match-lstm.json").read_text(encoding="utf-8"))
-    expected = json.loads((folder / "expected-scores.json").read_text())["scores"]
+    references = read_squad_answers(xquad_file)
+    bert = json.loads(peer_predictions["bert-ensemble.json"].read_text(encoding="utf-8"))
+    lstm = json.loads(peer_predictions["match-lstm.json"].read_text(encoding="utf-8"))
+    expected = json.loads(PEER_SCORES.read_text())["scores"]
     f1 = {name: 100 * question_scores(predictions, references)[1] for name, predictions in (("bert", bert), ("lstm", lstm))}
     real = paired_bootstrap(f1["bert"], f1["lstm"], **BOOTSTRAP)
     assert real.difference == pytest.approx(expected["bert-ensemble.json"]["f1"] - expected["match-lstm.json"]["f1"], rel=1e-9)

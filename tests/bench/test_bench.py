@@ -37,11 +37,11 @@ def test_a_bad_setting_is_refused_before_any_work(override, message):
 
 
 @pytest.mark.e2e
-def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path):
+def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad_file):
     out = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
         [sys.executable, "-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
-         "eval_questions=30", "seeds=[1,2]", "bf16=true", f"out={out}"],
+         "eval_questions=30", "seeds=[1,2]", "bf16=true", f"data_file={xquad_file}", f"out={out}"],
         cwd=ROOT, env=offline_env(), capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -13,7 +13,6 @@ from qa_lab.data.cleaning import clean_examples
 from qa_lab.data.examples import fingerprint
 from qa_lab.data.sources import read_examples
 from qa_lab.data.splits import load_splits, split_by_context
-from tests.helpers import XQUAD
 
 pytestmark = pytest.mark.unit
 
@@ -32,9 +31,9 @@ def squad_json(records):
     return {"version": "1.1", "data": [{"title": "Ada", "paragraphs": paragraphs}]}
 
 
-def test_official_squad_json_matches_the_file(tmp_path):
-    frame = read_examples(XQUAD)
-    raw = json.loads(XQUAD.read_text())
+def test_official_squad_json_matches_the_file(xquad_file):
+    frame = read_examples(xquad_file)
+    raw = json.loads(xquad_file.read_text())
     questions = [qa for article in raw["data"] for p in article["paragraphs"] for qa in p["qas"]]
     assert len(frame) == len(questions) == 1190
     assert frame["id"].tolist() == [q["id"] for q in questions]
@@ -154,9 +153,9 @@ def test_split_by_context_keeps_paragraphs_whole(xquad):
     assert other["id"].tolist() != train["id"].tolist()
 
 
-def test_load_splits_from_one_file_selects_whole_examples():
+def test_load_splits_from_one_file_selects_whole_examples(xquad_file):
     data = OmegaConf.create(
-        {"source": "files", "train_file": str(XQUAD), "validation_file": None, "validation_fraction": 0.2,
+        {"source": "files", "train_file": str(xquad_file), "validation_file": None, "validation_fraction": 0.2,
          "split_seed": 0, "max_train_samples": 100, "max_eval_samples": 50}
     )
     splits = load_splits(data, hub_timeout=1)
@@ -209,8 +208,8 @@ def test_squad_v2_is_detected_and_can_be_overridden(tmp_path, version_2, expecte
         assert (splits.report["train"].unanswerable_dropped, splits.report["validation"].unanswerable_dropped) == (3, 1)
 
 
-def test_answerable_data_stays_squad_v1_unless_asked():
-    data = OmegaConf.create({"source": "files", "train_file": str(XQUAD), "validation_file": None, "validation_fraction": 0.2,
+def test_answerable_data_stays_squad_v1_unless_asked(xquad_file):
+    data = OmegaConf.create({"source": "files", "train_file": str(xquad_file), "validation_file": None, "validation_fraction": 0.2,
                              "split_seed": 0, "max_train_samples": None, "max_eval_samples": None, "version_2": None})
     assert load_splits(data, hub_timeout=1).version_2 is False
     data.version_2 = True

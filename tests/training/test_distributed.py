@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_RUN, XQUAD, offline_env
+from tests.helpers import ROOT, TINY_RUN, offline_env
 
 pytestmark = pytest.mark.e2e
 
@@ -81,10 +81,10 @@ def test_the_checkpoint_scores_the_same_on_one_and_two_processes(two_process_run
     assert_same_nbest(evaluated, run_dir)
 
 
-def test_minilm_on_xquad_evaluates_the_same_on_one_and_two_processes(tmp_path):
+def test_minilm_on_xquad_evaluates_the_same_on_one_and_two_processes(tmp_path, xquad_file):
     """The pretrained backbone on real questions (with its freshly initialised, seeded span head)."""
     data = tmp_path / "xquad.json"
-    shutil.copy(XQUAD, data)
+    shutil.copy(xquad_file, data)
     overrides = [
         "data=local", f"data.train_file={data}", f"data.validation_file={data}", "data.max_train_samples=8",
         "data.max_eval_samples=60", "trainer.eval_batch_size=7", "logger=none", *EVAL_ONLY,

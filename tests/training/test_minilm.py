@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.helpers import XQUAD, last_json_line, qa_lab, run_py
+from tests.helpers import last_json_line, qa_lab, run_py
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +17,10 @@ GEOMETRY = {"max_length": 192, "stride": 64}  # XQuAD paragraphs fit in 1-2 wind
 
 
 @pytest.fixture(scope="module")
-def split_by_article(tmp_path_factory):
+def split_by_article(tmp_path_factory, xquad_file):
     """Train and validation files in the official nested layout, no article on both sides."""
     folder = tmp_path_factory.mktemp("xquad")
-    squad = json.loads(XQUAD.read_text(encoding="utf-8"))
+    squad = json.loads(xquad_file.read_text(encoding="utf-8"))
     paths = {}
     for name, articles in (("train", squad["data"][:TRAIN_ARTICLES]), ("validation", squad["data"][TRAIN_ARTICLES:])):
         paths[name] = folder / f"{name}.json"

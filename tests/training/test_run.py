@@ -13,7 +13,6 @@ import pytest
 from tests.helpers import (
     ROOT,
     TINY_RUN,
-    XQUAD,
     inspect_wandb,
     offline_env,
     run_py,
@@ -124,11 +123,11 @@ def test_one_readable_line_per_epoch(tiny_run):
     assert len(epoch_lines) == 2 and epoch_lines[0].split("epoch ")[1].startswith("1 |")
 
 
-def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, tmp_path):
+def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, xquad_file, tmp_path):
     run_dir, _ = tiny_run
     out = tmp_path / "predictions.json"
     done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(XQUAD), "--out", str(out), "--max-length", "128", "--stride", "32"],
+        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(xquad_file), "--out", str(out), "--max-length", "128", "--stride", "32"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
