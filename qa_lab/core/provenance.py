@@ -5,15 +5,19 @@ from __future__ import annotations
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
+
+from qa_lab.core.conf import checkout_root
 
 PACKAGES = ("qa-lab", "torch", "transformers", "datasets", "accelerate", "tokenizers", "optuna", "hydra-core", "wandb", "numpy", "pandas")
 
 
 def git_commit() -> str | None:
-    """The commit of the qa-lab checkout (with '-dirty' when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parents[2]
+    """The commit of the qa-lab checkout (with '-dirty' when it has uncommitted changes); None for an installed
+    package, whose folder may lie inside another project's repository."""
+    root = checkout_root()
+    if root is None:
+        return None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
