@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make run` (set up, then the default experiment) and `make test`.
-# Both create .venv and install everything on first use; later calls reuse it until pyproject.toml changes.
+# Both create .venv and install everything on first use; later calls reuse it until pyproject.toml or
+# constraints.txt changes.
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build by default. A GPU user installs a CUDA build instead, e.g.
@@ -7,18 +8,28 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=
+# The resolved versions the suite last passed with (`make lock` writes them): `make setup` installs exactly
+# these, so a run repeated months later gets the same libraries. CONSTRAINTS= installs the newest instead.
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
 # The sweep tests start a throw-away PostgreSQL server: Debian's postgresql package, installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-fast postgres chromium
+.PHONY: setup run test test-fast lock postgres chromium
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet $(TORCH)
-	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet $(PIP_CONSTRAINTS) -e ".[test]"
 	touch $@
+
+# Record what .venv holds now (after a green `make test`); local version labels (+cpu) are dropped, so the
+# pins hold for a CUDA build of the same torch too.
+lock: setup
+	{ echo "# make lock: the versions the suite last passed with; make setup installs them (CONSTRAINTS= for the newest)"; \
+	  $(VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/\+[A-Za-z0-9.]+$$//'; } > constraints.txt
 
 run: setup
 	$(VENV)/bin/python run.py $(ARGS)
