@@ -19,10 +19,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: setup run test test-fast lock postgres chromium
 setup: $(VENV)/.installed
 
+# torch comes from pip (TORCH above), the rest from uv, which resolves and installs several times faster
+# (README, "Two commands") and keeps the torch that is there when it satisfies the constraints
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet $(TORCH)
-	$(VENV)/bin/python -m pip install --quiet $(PIP_CONSTRAINTS) -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet $(PIP_CONSTRAINTS) uv
+	$(VENV)/bin/python -m uv pip install --python $(VENV)/bin/python --quiet $(PIP_CONSTRAINTS) -e ".[test]"
 	touch $@
 
 # Record what .venv holds now (after a green `make test`); local version labels (+cpu) are dropped, so the
