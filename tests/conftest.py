@@ -8,6 +8,7 @@ MiniLM fine-tune, minutes), and beside its tier `postgres` or `browser` when it 
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +17,38 @@ import pytest
 
 from qa_lab.core.errors import QALabError
 from qa_lab.core.public_data import FILES, locate
-from tests.helpers import SHARED_BESIDE, XQUAD_NAME
+from tests.helpers import SHARED_BESIDE, THREADS_WAIT_PASSIVELY, XQUAD_NAME, core_share
+
+os.environ.update(THREADS_WAIT_PASSIVELY)  # for the in-process tests, before anything imports torch
 
 TIERS = ("unit", "e2e", "integration")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test without a tier is an error at collection, not a test that `-m` silently leaves out."""
+    """A test without a tier is an error at collection, not a test that `-m` silently leaves out. The
+    integration tests come first: they are the longest, and a worker should start them at once."""
     untiered = [item.nodeid for item in items if not any(item.get_closest_marker(tier) for tier in TIERS)]
     if untiered:
         raise pytest.UsageError(f"tests without a tier marker ({', '.join(TIERS)}): {untiered[:5]}")
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """pytest-xdist's `--dist loadgroup` keeps an xdist_group on one worker by a suffix on the test ids; a pytest
+    that drops it (9.2: pytest-xdist #1386) would run a module's shared runs once per worker: refuse to go on."""
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist's workers under loadgroup
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup does not group {lost[:3]}: install the pinned pytest (make setup)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cores_of_this_worker() -> None:
+    """In-process tests use this worker's share of the cores too (tests/helpers.py gives commands theirs)."""
+    import torch
+
+    torch.set_num_threads(core_share())
 
 
 @pytest.fixture(scope="session")

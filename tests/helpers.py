@@ -4,14 +4,21 @@ leave (W&B offline runs, the synthetic validation set, official SQuAD JSON)."""
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
 import re
 import shutil
+import signal
 import string
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +41,159 @@ TINY_RUN = [
 ]
 
 
+# OpenMP threads that wait for work spin on their core by default: with two workers' processes on two cores,
+# the spinning takes the time the other process needed. Read when torch is imported.
+THREADS_WAIT_PASSIVELY = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def core_share() -> int:
+    """The cores one pytest worker may use: torch processes that each take every core slow each other down
+    several times over when pytest-xdist runs two workers."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
 def offline_env(**extra: str) -> dict[str, str]:
-    """The environment of a `run.py` subprocess in tests: W&B offline, and no API key even if one is set."""
-    env = {**os.environ, "WANDB_MODE": "offline", **extra}
+    """The environment of a qa-lab command in tests: W&B offline, no API key even if one is set, and this
+    worker's share of the cores."""
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": str(core_share()), **THREADS_WAIT_PASSIVELY, **extra}
     env.pop("WANDB_API_KEY", None)
     return env
+
+
+# --- running commands ------------------------------------------------------------------------------------
+# Every command runs in a process of its own. By default that process is forked from tests/zygote.py, which
+# has imported the libraries once (about 8 s a command saved); a command whose environment differs in what
+# libraries read at import time, or that asks for it, gets a fresh interpreter instead.
+IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "PYTHON")
+
+
+class Command:
+    """A running command: like subprocess.Popen, with its output in files (stdout, and stderr unless merged)."""
+
+    def __init__(self, zygote: Zygote | None, process: subprocess.Popen | None, request: dict) -> None:
+        self.zygote, self.process, self.request = zygote, process, request
+        self.pid = process.pid if process else zygote.started(request["id"])
+
+    def wait(self, timeout: float) -> int:
+        if self.process is not None:
+            return self.process.wait(timeout)
+        return self.zygote.ended(self.request["id"], timeout)
+
+    def kill(self, signal_number: int = signal.SIGKILL) -> None:
+        os.kill(self.pid, signal_number)
+
+    def output(self) -> tuple[str, str]:
+        read = lambda path: Path(path).read_text(errors="replace") if path and Path(path).is_file() else ""  # noqa: E731
+        return read(self.request["stdout"]), read(self.request["stderr"])
+
+    def lines(self, poll: float = 0.2) -> Iterator[str]:
+        """The output's lines as they are written, until the command ends."""
+        offset, partial = 0, ""
+        while True:
+            ended = self.poll() is not None
+            with open(self.request["stdout"], errors="replace") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+                offset = handle.tell()
+            *complete, partial = (partial + chunk).split("\n")
+            yield from complete
+            if ended:
+                return
+            time.sleep(poll)
+
+    def poll(self) -> int | None:
+        if self.process is not None:
+            return self.process.poll()
+        return self.zygote.ended(self.request["id"], timeout=0, wait=False)
+
+    def communicate(self, timeout: float) -> subprocess.CompletedProcess:
+        """Wait for the end; the output files are read and removed."""
+        returncode = self.wait(timeout)
+        stdout, stderr = self.output()
+        shutil.rmtree(Path(self.request["stdout"]).parent, ignore_errors=True)
+        return subprocess.CompletedProcess(self.request["argv"], returncode, stdout, stderr)
+
+
+class Zygote:
+    """The client of tests/zygote.py (one per pytest worker, started on first use)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("zygote.py"))], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=offline_env(),
+        )
+        self.events: dict[str, dict] = {}
+        self.changed = threading.Condition()
+        self.writing = threading.Lock()  # tests start commands from several threads
+        threading.Thread(target=self._read, daemon=True).start()
+        self._await("ready", "ready", timeout=300)
+        atexit.register(self.process.stdin.close)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            message = json.loads(line)
+            with self.changed:
+                self.events.setdefault(message.get("id", "ready"), {}).update(message)
+                self.changed.notify_all()
+
+    def _await(self, key: str, field: str, timeout: float | None, wait: bool = True):
+        with self.changed:
+            ok = self.changed.wait_for(lambda: field in self.events.get(key, {}) or self.process.poll() is not None, timeout) if wait else True
+            if field not in self.events.get(key, {}):
+                if not wait:
+                    return None
+                if self.process.poll() is not None:
+                    raise RuntimeError("tests/zygote.py ended: see its output above")
+                raise subprocess.TimeoutExpired(key, timeout)
+            return self.events[key][field] if ok else None
+
+    def start(self, argv: list[str], env: dict[str, str], cwd: Path, merge: bool) -> Command:
+        request = {"id": uuid.uuid4().hex, "argv": argv, "env": env, "cwd": str(cwd), **_output_files(merge)}
+        with self.writing:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+        return Command(self, None, request)
+
+    def started(self, identifier: str) -> int:
+        return self._await(identifier, "pid", timeout=120)
+
+    def ended(self, identifier: str, timeout: float, wait: bool = True) -> int | None:
+        return self._await(identifier, "returncode", timeout, wait)
+
+
+def _output_files(merge: bool) -> dict[str, str | None]:
+    """Empty files for a command's stdout and stderr (None: stderr merged into stdout), there before it starts."""
+    folder = Path(tempfile.mkdtemp(prefix="qa-lab-command-"))
+    files = {"stdout": str(folder / "stdout"), "stderr": None if merge else str(folder / "stderr")}
+    for path in filter(None, files.values()):
+        Path(path).touch()
+    return files
+
+
+_zygote: Zygote | None = None
+_zygote_starting = threading.Lock()
+
+
+def start(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT, merge: bool = False, fresh: bool = False) -> Command:
+    """`python <argv>` (`run.py ...`, `-m qa_lab.cli ...`) as a process of its own; `merge`: stderr into stdout;
+    `fresh`: a new interpreter, not a child of the zygote."""
+    global _zygote
+    env = env if env is not None else offline_env()
+    changed = {key for key in set(env) | set(os.environ) if env.get(key) != os.environ.get(key)}
+    if fresh or any(key.startswith(IMPORT_TIME_ENV) for key in changed):
+        request = {"id": "", "argv": argv, **_output_files(merge)}
+        with open(request["stdout"], "a") as stdout, open(request["stderr"] or os.devnull, "a") as stderr:
+            process = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=stdout, stderr=subprocess.STDOUT if merge else stderr)
+        return Command(None, process, request)  # the child holds its own copies of the files
+    with _zygote_starting:
+        if _zygote is None:
+            _zygote = Zygote()
+    return _zygote.start(argv, env, cwd, merge)
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 900, fresh: bool = False) -> subprocess.CompletedProcess:
+    """`start`, then wait for it: stdout, stderr and the exit status, as subprocess.run gives them."""
+    return start(argv, env, cwd, fresh=fresh).communicate(timeout)
 
 
 def run_py(run_dir: Path, *overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -46,14 +201,12 @@ def run_py(run_dir: Path, *overrides: str, env: dict[str, str] | None = None, ti
     the feature cache beside run_dir."""
     folder = f"hydra.sweep.dir={run_dir}" if "-m" in overrides else f"hydra.run.dir={run_dir}"
     env = env if env is not None else offline_env(QA_LAB_CACHE_DIR=str(run_dir.parent / "cache"))
-    return subprocess.run(
-        [sys.executable, "run.py", folder, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run(["run.py", folder, *overrides], env=env, timeout=timeout)
 
 
-def qa_lab(*arguments: str, timeout: float = 900, **options) -> subprocess.CompletedProcess:
+def qa_lab(*arguments: str, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The `qa-lab` command, as `python -m qa_lab.cli ...` from the checkout."""
-    return subprocess.run([sys.executable, "-m", "qa_lab.cli", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **options)
+    return run(["-m", "qa_lab.cli", *arguments], env=env, timeout=timeout)
 
 
 def last_json_line(done: subprocess.CompletedProcess) -> dict:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, inspect_wandb, offline_env, run_py
+from tests.helpers import inspect_wandb, offline_env, qa_lab, run_py
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bad_input")]
 
 FAST = ["model=tiny", "data.max_length=128", "data.stride=32", "trainer.epochs=1", "trainer.batch_size=8"]
 SECRETS = {  # what the secrets run is given; none of the values may reach a file
@@ -313,10 +312,7 @@ def test_no_secret_reaches_a_file(outcomes, tmp_path):
     assert outcome.returncode == 0, outcome.output[-3000:]
     env = offline_env(**{name: SECRETS[name] for name in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")})
     report = tmp_path / "compare"
-    compared = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "compare", str(run_dir), "--out", str(report), "--bootstrap-samples", "100"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    compared = qa_lab("compare", str(run_dir), "--out", str(report), "--bootstrap-samples", "100", env=env, timeout=300)
     assert compared.returncode == 0, compared.stderr[-3000:]
     written = [path for folder in (run_dir, report) for path in folder.rglob("*") if path.is_file()]
     assert any(path.suffix == ".wandb" for path in written) and (report / "report.html") in written

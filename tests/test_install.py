@@ -15,7 +15,8 @@ import pytest
 
 from tests.helpers import PEER_SCORES, ROOT
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("install")]
 
 
 @pytest.fixture(scope="module")

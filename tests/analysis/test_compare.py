@@ -20,7 +20,17 @@ import pytest
 from qa_lab.analysis.breakdown import question_categories
 from qa_lab.analysis.significance import paired_bootstrap, seed_groups
 from qa_lab.evaluation.squad import question_scores
-from tests.helpers import PEER_SCORES, ROOT, offline_env, read_squad_answers
+from tests.helpers import (
+    PEER_SCORES,
+    ROOT,
+    offline_env,
+    qa_lab,
+    read_squad_answers,
+    run,
+)
+
+# one worker runs the whole module: the report tests share the runs of `runs_root` (no run done twice)
+pytestmark = pytest.mark.xdist_group("compare")
 
 ARTIFACTS = Path(os.environ.get("QA_LAB_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts"))
 STUDY = "lr-tiny-synthetic"
@@ -104,8 +114,8 @@ def test_question_types_and_length_buckets():
 
 # --- real run folders ----------------------------------------------------------------------------------
 
-def run(command: list[str], **extra) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=ROOT, env=offline_env(**extra.pop("env", {})), capture_output=True, text=True, timeout=900, **extra)
+def succeeded(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    done = run(command, env=offline_env(**(env or {})))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
@@ -116,18 +126,18 @@ def runs_root(tmp_path_factory) -> Path:
     a two-seed multirun of the first trial's config: tiny model, 64 synthetic questions, W&B offline."""
     root = tmp_path_factory.mktemp("compare")
     env = {"QA_LAB_CACHE_DIR": str(root / "cache")}
-    python = [sys.executable, "run.py", "-m", "debug=fast", "trainer.epochs=2"]
-    run([*python, f"paths.output_root={root}/a", "sweep=lr", "hydra/sweeper/pruner=none", "hydra/sweeper/sampler=grid",
+    python = ["run.py", "-m", "debug=fast", "trainer.epochs=2"]
+    succeeded([*python, f"paths.output_root={root}/a", "sweep=lr", "hydra/sweeper/pruner=none", "hydra/sweeper/sampler=grid",
          "hydra.sweeper.max_failure_rate=0.5", "trainer.lr=choice(1e-3,1e6,3e-3)", "logger=wandb"], env=env)
-    run([*python, f"paths.output_root={root}/b", "sweep=lr", "hydra.sweeper.n_trials=1", "trainer.epochs=3",
+    succeeded([*python, f"paths.output_root={root}/b", "sweep=lr", "hydra.sweeper.n_trials=1", "trainer.epochs=3",
          "hydra/sweeper/pruner=none", "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
          "+hydra.sweeper.pruner.lower=101"], env=env)
-    run([*python, f"hydra.sweep.dir={root}/seeds", "trainer.lr=1e-3", "trainer.seed=1,2"], env=env)
+    succeeded([*python, f"hydra.sweep.dir={root}/seeds", "trainer.lr=1e-3", "trainer.seed=1,2"], env=env)
     return root
 
 
 def compare(*arguments: str) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "qa_lab.cli", "compare", *arguments])
+    return succeeded(["-m", "qa_lab.cli", "compare", *arguments])
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +199,7 @@ def test_the_study_is_found_from_the_trials_or_given(runs_root, compared):
 
 @pytest.mark.e2e
 def test_a_path_without_runs_is_a_clear_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "qa_lab.cli", "compare", str(tmp_path)], capture_output=True, text=True)
+    done = qa_lab("compare", str(tmp_path))
     assert done.returncode == 2 and "no run directories found" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -257,8 +267,5 @@ def test_optuna_dashboard_serves_the_sweeps_study(runs_root):
 @pytest.mark.e2e
 def test_an_unknown_study_is_a_clear_error(runs_root):
     storage = f"sqlite:///{runs_root}/a/optuna/{STUDY}.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "compare", str(runs_root / "b"), "--study-storage", storage, "--study-name", "no-such-study"],
-        capture_output=True, text=True,
-    )
+    done = qa_lab("compare", str(runs_root / "b"), "--study-storage", storage, "--study-name", "no-such-study")
     assert done.returncode == 2 and "cannot open study 'no-such-study'" in done.stderr and "Traceback" not in done.stderr

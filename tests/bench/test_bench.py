@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from qa_lab.bench.settings import bench_settings
-from tests.helpers import ROOT, offline_env
+from tests.helpers import run
 
 SUMMARY_KEYS = {"train_speedup", "postprocess_speedup", "cache_prep_ratio", "f1_qa_lab", "f1_reference"}
 
@@ -39,11 +37,8 @@ def test_a_bad_setting_is_refused_before_any_work(override, message):
 @pytest.mark.e2e
 def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad_file):
     out = tmp_path / "BENCHMARKS.md"
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
-         "eval_questions=30", "seeds=[1,2]", "bf16=true", f"data_file={xquad_file}", f"out={out}"],
-        cwd=ROOT, env=offline_env(), capture_output=True, text=True, timeout=600,
-    )
+    done = run(["-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
+                "eval_questions=30", "seeds=[1,2]", "bf16=true", f"data_file={xquad_file}", f"out={out}"], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert SUMMARY_KEYS <= summary.keys()

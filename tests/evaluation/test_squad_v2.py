@@ -11,7 +11,7 @@ import pytest
 
 from qa_lab.core.errors import DataError
 from qa_lab.evaluation.squad import question_scores, squad_v2
-from tests.helpers import official_normalize, read_squad_answers
+from tests.helpers import official_normalize, qa_lab, read_squad_answers
 
 
 # The official SQuAD v2.0 evaluate script's algorithm, question by question, in plain Python.
@@ -175,8 +175,6 @@ def test_answered_question_without_null_odds_is_an_error():
 def test_score_command_on_official_v2_files(xquad_v2, xquad_file, tmp_path):
     """`qa-lab score` reads the official v2.0 layout (is_impossible, plausible_answers) and prints the
     official fields, best thresholds included."""
-    import subprocess
-    import sys
 
     references, predictions = xquad_v2
     articles = json.loads(xquad_file.read_text(encoding="utf-8"))
@@ -192,10 +190,7 @@ def test_score_command_on_official_v2_files(xquad_v2, xquad_file, tmp_path):
     (tmp_path / "null_odds.json").write_text(json.dumps(na_probs))
 
     def score(*extra: str) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "qa_lab.cli", "score", str(tmp_path / "dev-v2.0.json"), str(tmp_path / "predictions.json"), *extra],
-            capture_output=True, text=True, timeout=120,
-        )
+        done = qa_lab("score", str(tmp_path / "dev-v2.0.json"), str(tmp_path / "predictions.json"), *extra, timeout=120)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -205,9 +200,5 @@ def test_score_command_on_official_v2_files(xquad_v2, xquad_file, tmp_path):
     assert with_threshold == official_v2(references, predictions, na_probs, 0.5)
     assert set(with_threshold) >= {"HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh", "best_exact_thresh"}
     (tmp_path / "bad_odds.json").write_text(json.dumps({qid: "high" for qid in predictions}))
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "score", str(tmp_path / "dev-v2.0.json"), str(tmp_path / "predictions.json"),
-         "--na-prob-file", str(tmp_path / "bad_odds.json")],
-        capture_output=True, text=True, timeout=120,
-    )
+    done = qa_lab("score", str(tmp_path / "dev-v2.0.json"), str(tmp_path / "predictions.json"), "--na-prob-file", str(tmp_path / "bad_odds.json"), timeout=120)
     assert done.returncode == 2 and "not numbers" in done.stderr and "Traceback" not in done.stderr

@@ -10,7 +10,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.helpers import ROOT, composed, inspect_wandb, offline_env
+from tests.helpers import composed, inspect_wandb, offline_env, run, start
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +30,12 @@ State = optuna.trial.TrialState
 
 
 def sweep(root: Path, *overrides: str, env_extra: dict | None = None, wait: bool = True):
+    """A sweep command; with wait=False the running worker (output merged into stdout)."""
     env = offline_env(**(env_extra or {}))
-    command = [sys.executable, "run.py", "-m", f"paths.output_root={root}", *FAST, *overrides]
+    command = ["run.py", "-m", f"paths.output_root={root}", *FAST, *overrides]
     if not wait:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        return start(command, env=env, merge=True)
+    return run(command, env=env, timeout=600)
 
 
 def study(root: Path, name: str, storage: str | None = None) -> optuna.Study:
@@ -217,8 +217,9 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
                "hydra.sweeper.n_trials=6")
     # one core each: two torch processes with a thread per core each slow each other down many times over
     workers = [sweep(tmp_path, *command, wait=False, env_extra={"OMP_NUM_THREADS": "1"}) for _ in range(2)]
-    logs = [worker.communicate(timeout=600)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    ended = [worker.communicate(timeout=600) for worker in workers]
+    logs = [done.stdout for done in ended]
+    assert [done.returncode for done in ended] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     trials = study(tmp_path, "shared", storage).get_trials()
     assert [t.state for t in trials] == [State.COMPLETE] * 6
     assert len({t.params["trainer.lr"] for t in trials}) == 6

@@ -14,7 +14,8 @@ import pytest
 
 from tests.helpers import ROOT, TINY_RUN, offline_env
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("distributed")]
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 EVAL_ONLY = ["trainer.epochs=0", "model.pretrained=true"]

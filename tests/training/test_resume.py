@@ -7,15 +7,14 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_RUN, offline_env, run_py
+from tests.helpers import TINY_RUN, offline_env, run_py, start
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("resume")]
 
 # TINY_RUN with smaller batches (34 optimiser steps per epoch), so a kill lands well inside an epoch,
 # and a checkpoint every 3 steps
@@ -48,17 +47,15 @@ def test_same_config_and_seed_give_identical_metrics(uninterrupted, tmp_path):
 
 def test_killed_mid_epoch_and_resumed_ends_like_the_uninterrupted_run(uninterrupted, tmp_path):
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "run.py", f"hydra.run.dir={run_dir}", *RESUMABLE]
     env = offline_env(QA_LAB_CACHE_DIR=str(uninterrupted.parent / "cache"))
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start(["run.py", f"hydra.run.dir={run_dir}", *RESUMABLE], env=env, merge=True)
     output = []
-    for line in process.stdout:
+    for line in process.lines():
         output.append(line)
         if MID_EPOCH_2.search(line):
-            os.kill(process.pid, signal.SIGKILL)  # no chance to clean up: as a crash or an OOM kill
+            process.kill(signal.SIGKILL)  # no chance to clean up: as a crash or an OOM kill
             break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "".join(output[-30:])
+    assert process.wait(timeout=60) == -signal.SIGKILL, "\n".join(output[-30:])
     assert not (run_dir / "summary.json").exists()
     assert len(metrics(run_dir)) == 1  # epoch 1 only: killed inside epoch 2
 

@@ -14,12 +14,16 @@ from tests.helpers import (
     ROOT,
     TINY_RUN,
     inspect_wandb,
+    last_json_line,
     offline_env,
+    qa_lab,
+    run,
     run_py,
     synthetic_validation,
 )
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny_run")]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,7 @@ def test_predictions_are_official_format_and_rescore_to_the_logged_f1(tiny_run, 
         if candidates:
             assert candidates[0]["text"] == predictions[qid]
             assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
-    scored = subprocess.run([sys.executable, "-m", "qa_lab.cli", "score", str(tiny_validation), str(run_dir / "predictions.json")], capture_output=True, text=True, check=True)
-    result = json.loads(scored.stdout)
+    result = last_json_line(qa_lab("score", str(tiny_validation), str(run_dir / "predictions.json")))
     assert result["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
     assert result["missing"] == 0
 
@@ -75,10 +78,7 @@ def test_predict_with_best_uses_the_runs_settings_and_reproduces_its_predictions
     saved = json.loads((run_dir / "best" / SETTINGS_FILE).read_text())
     assert saved == conf_defaults() | {"max_length": 128, "stride": 32, "version_2": False}
     out = tmp_path / "predictions.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(tiny_validation), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
+    done = qa_lab("predict", "--model", str(run_dir / "best"), "--data", str(tiny_validation), "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(out.read_text()) == json.loads((run_dir / "predictions.json").read_text())
 
@@ -126,10 +126,7 @@ def test_one_readable_line_per_epoch(tiny_run):
 def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, xquad_file, tmp_path):
     run_dir, _ = tiny_run
     out = tmp_path / "predictions.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(run_dir / "best"), "--data", str(xquad_file), "--out", str(out), "--max-length", "128", "--stride", "32"],
-        capture_output=True, text=True, timeout=600,
-    )
+    done = qa_lab("predict", "--model", str(run_dir / "best"), "--data", str(xquad_file), "--out", str(out), "--max-length", "128", "--stride", "32")
     assert done.returncode == 0, done.stderr[-2000:]
     predictions = json.loads(out.read_text())
     assert len(predictions) == 1190
@@ -140,10 +137,7 @@ def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, xq
 def test_a_failing_job_does_not_end_a_multirun(tmp_path):
     """A bad value in one job is reported for that job; the next job still trains (no SystemExit)."""
     env = offline_env(QA_LAB_OUTPUT_ROOT=str(tmp_path))
-    done = subprocess.run(
-        [sys.executable, "run.py", "-m", "debug=fast", "trainer.lr=-1,1e-3"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
+    done = run(["run.py", "-m", "debug=fast", "trainer.lr=-1,1e-3"], env=env, timeout=600)
     assert "trainer.lr: must be positive, got -1" in done.stderr
     sweep = next((tmp_path / "multirun").iterdir())
     assert not (sweep / "0" / "summary.json").exists()

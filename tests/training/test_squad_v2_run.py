@@ -4,15 +4,21 @@ threshold, null odds that decide the saved predictions, official re-scoring, and
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_RUN, inspect_wandb, run_py, synthetic_validation
+from tests.helpers import (
+    TINY_RUN,
+    inspect_wandb,
+    last_json_line,
+    qa_lab,
+    run_py,
+    synthetic_validation,
+)
 
-pytestmark = pytest.mark.e2e
+# one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("v2_run")]
 
 V2_RUN = [*TINY_RUN, "data=synthetic_v2", "data.synthetic.num_validation=48"]
 PER_EPOCH = ("HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh", "null_threshold")
@@ -64,12 +70,10 @@ def test_null_odds_decide_the_saved_predictions_and_rescore_officially(v2_run, v
     for qid, text in predictions.items():
         best_span = nbest[qid][0]["text"] if nbest[qid] else ""
         assert text == ("" if null_odds[qid] > threshold else best_span)
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "score", str(v2_validation), str(v2_run / "predictions.json"),
-         "--na-prob-file", str(v2_run / "null_odds.json"), "--na-prob-thresh", str(threshold)],
-        capture_output=True, text=True, check=True,
-    )
-    official = json.loads(done.stdout)
+    official = last_json_line(qa_lab(
+        "score", str(v2_validation), str(v2_run / "predictions.json"), "--na-prob-file", str(v2_run / "null_odds.json"),
+        "--na-prob-thresh", str(threshold),
+    ))
     assert official["exact"] == pytest.approx(summary["best"]["exact_match"], abs=1e-9)
     assert official["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
     assert official["HasAns_f1"] == pytest.approx(summary["best"]["HasAns_f1"], abs=1e-9)
@@ -88,11 +92,7 @@ def test_predict_with_best_answers_no_answer_as_the_run_did(v2_run, v2_validatio
     saved = json.loads((v2_run / "best" / "qa_lab.json").read_text())
     assert saved["version_2"] is True and saved["null_score_diff_threshold"] == 0.0
     out, odds = tmp_path / "predictions.json", tmp_path / "null_odds.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "predict", "--model", str(v2_run / "best"), "--data", str(v2_validation),
-         "--out", str(out), "--null-odds-out", str(odds)],
-        capture_output=True, text=True, timeout=600,
-    )
+    done = qa_lab("predict", "--model", str(v2_run / "best"), "--data", str(v2_validation), "--out", str(out), "--null-odds-out", str(odds))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(out.read_text()) == json.loads((v2_run / "predictions.json").read_text())
     assert json.loads(odds.read_text()) == pytest.approx(json.loads((v2_run / "null_odds.json").read_text()), abs=1e-4)
@@ -153,9 +153,7 @@ def test_pipeline_of_a_v2_model_answers_no_answer_above_its_threshold(v2_run, v2
 
 
 def test_compare_shows_hasans_and_noans_columns(v2_run, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "qa_lab.cli", "compare", str(v2_run), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
+    done = qa_lab("compare", str(v2_run), "--out", str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     import pandas as pd
 
