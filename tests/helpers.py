@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_BESIDE = ROOT.parent / "shared" / "data"
 XQUAD_NAME = "xquad-en/xquad.en.json"
 PEER_SCORES = Path(__file__).parent / "evaluation" / "peer_scores.json"  # official v1.1 scores of the peer files
+# screenshots of the browser tests, kept for a person to look at
+ARTIFACTS = Path(os.environ.get("QA_LAB_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts"))
 
 # a run of the tiny random model on a little synthetic data: seconds, and every run file
 TINY_RUN = [
@@ -256,6 +258,47 @@ def inspect_wandb(run_dir: Path) -> tuple[dict, dict]:
     records = subprocess.run([wandb, "leet", "inspect", "--json", run], capture_output=True, text=True, timeout=120, check=True)
     [record] = [json.loads(line)["run"] for line in records.stdout.splitlines() if '"type":"run"' in line]
     return json.loads(summary.stdout), record
+
+
+def mlflow_in(folder: Path) -> list[str]:
+    """Overrides that put logger=mlflow's database (and artifact folder) in `folder`, not in outputs/."""
+    return [f"logger.mlflow.tracking_uri=sqlite:///{folder}/mlflow.db", f"logger.mlflow.artifact_location={folder}/mlflow-artifacts"]
+
+
+def mlflow_runs(database: Path, experiment: str | None = None) -> list:
+    """The runs of an MLflow SQLite database, read with MLflow's own client: of every experiment, or of one."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{database}")
+    experiments = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
+    return client.search_runs([found.experiment_id for found in experiments], order_by=["attributes.start_time ASC"])
+
+
+def mlflow_f1(database: Path, run_id: str) -> list[tuple[int, float]]:
+    """An MLflow run's eval/f1 history as (epoch, F1), in epoch order."""
+    from mlflow import MlflowClient
+
+    history = MlflowClient(tracking_uri=f"sqlite:///{database}").get_metric_history(run_id, "eval/f1")
+    return sorted((point.step, point.value) for point in history)
+
+
+def tensorboard_events(folder: Path):
+    """A run's TensorBoard events, read with TensorBoard's own EventAccumulator (every event file in the folder)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})  # 0: keep every value
+    events.Reload()
+    return events
+
+
+def tensorboard_hparams(events) -> tuple[dict, str]:
+    """The HParams view's record of a run: its parameters (protobuf values) and its end status."""
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = {tag: HParamsPluginData.FromString(data) for tag, data in events.PluginTagToContent("hparams").items()}
+    status = Status.Name(content["_hparams_/session_end_info"].session_end_info.status)
+    return dict(content["_hparams_/session_start_info"].session_start_info.hparams), status
 
 
 def read_squad_answers(path: Path) -> dict[str, list[str]]:

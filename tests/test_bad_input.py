@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import inspect_wandb, offline_env, qa_lab, run_py
+from tests.helpers import inspect_wandb, mlflow_in, mlflow_runs, offline_env, qa_lab, run_py, tensorboard_events
 
 # one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bad_input")]
@@ -115,15 +115,16 @@ def outcomes(tmp_path_factory, silent_server, xquad_file) -> dict[str, Outcome]:
     cases: dict[str, tuple[list[str], dict[str, str]]] = {  # the ones that train come first: they take longest
         "secrets": (
             [
-                *FAST, "data.synthetic.num_train=32", "data.synthetic.num_validation=16", "logger=wandb",
-                f"+model.hub_token={SECRETS['override']}", f"+logger.api_key={SECRETS['logger_key']}",
-                f"+logger.storage_url=postgresql://qa:{SECRETS['url_password']}@localhost/studies",
+                *FAST, "data.synthetic.num_train=32", "data.synthetic.num_validation=16",
+                "logger=[wandb,mlflow,tensorboard]", *mlflow_in(root / "runs" / "secrets"),  # every tracker's files searched
+                f"+model.hub_token={SECRETS['override']}", f"+logger.wandb.api_key={SECRETS['logger_key']}",
+                f"+logger.wandb.storage_url=postgresql://qa:{SECRETS['url_password']}@localhost/studies",
                 "+data.note=${oc.env:HF_TOKEN}",  # a credential from the environment, resolved into the W&B config
             ],
             {name: SECRETS[name] for name in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")},
         ),
         "repaired_data_wandb_down": (
-            [*FAST, *local, f"data.train_file={write_records(root / 'repaired.json', repaired_records(xquad_file))}", "logger=wandb", "logger.mode=online"],
+            [*FAST, *local, f"data.train_file={write_records(root / 'repaired.json', repaired_records(xquad_file))}", "logger=wandb", "logger.wandb.mode=online"],
             # online asked for, no API key anywhere (nor a netrc): W&B cannot start
             {"WANDB_MODE": "online", "NETRC": str(root / "no-netrc"), "WANDB_CONFIG_DIR": str(root / "wandb-config")},
         ),
@@ -247,7 +248,8 @@ def test_a_wandb_failure_is_logged_once_and_the_run_goes_on(outcomes):
     assert log.count("W&B did not start") == 1 and "the run goes on without it, metrics are in" in log
     [epoch] = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert epoch["epoch"] == 1 and 0 <= epoch["f1"] <= 100
-    assert json.loads((outcome.run_dir / "summary.json").read_text())["wandb_mode"] == "failed"
+    trackers = json.loads((outcome.run_dir / "summary.json").read_text())["trackers"]
+    assert trackers["wandb"]["state"] == "failed" and trackers["wandb"]["error"]
     assert not (outcome.run_dir / "wandb").exists()
 
 
@@ -328,4 +330,7 @@ def test_no_secret_reaches_a_file(outcomes, tmp_path):
     assert "+model.hub_token=***" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     inspected, _ = inspect_wandb(run_dir)
     assert inspected["config"]["model"]["hub_token"] == "***" and inspected["config"]["data"]["note"] == "***"
-    assert inspected["config"]["logger"]["storage_url"] == "postgresql://qa:***@localhost/studies"
+    assert inspected["config"]["logger"]["wandb"]["storage_url"] == "postgresql://qa:***@localhost/studies"
+    params = mlflow_runs(run_dir / "mlflow.db")[0].data.params
+    assert params["model.hub_token"] == "***" and params["logger.wandb.api_key"] == "***"
+    assert len(tensorboard_events(run_dir / "tensorboard").Scalars("eval/f1")) == 1

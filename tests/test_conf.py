@@ -23,7 +23,7 @@ def test_defaults_are_offline(minilm_path):
     cfg = composed()
     assert cfg.model.name_or_path == minilm_path and Path(minilm_path, "model.safetensors").is_file()
     assert cfg.data.source == "synthetic"
-    assert cfg.logger.name == "wandb" and cfg.logger.mode == "auto"
+    assert list(cfg.logger) == ["wandb"] and cfg.logger.wandb.mode == "auto"
     assert (cfg.data.max_length, cfg.data.stride) == (384, 128)
     for key in ("max_train_samples", "max_eval_samples", "train_file", "validation_file"):
         assert key in cfg.data
@@ -57,15 +57,20 @@ def test_unknown_group_option_lists_the_available_ones():
         composed("model=gpt5")
 
 
-@pytest.mark.parametrize("logger", ["wandb", "none"])
-def test_every_hook_entry_instantiates_and_logger_none_has_no_tracker(logger):
+@pytest.mark.parametrize(
+    ("logger", "trackers"),
+    [("wandb", ["WandbTracker"]), ("none", []), ("[mlflow,tensorboard]", ["MlflowTracker", "TensorBoardTracker"]),
+     ("[wandb,mlflow]", ["WandbTracker", "MlflowTracker"])],
+)
+def test_every_hook_entry_instantiates_with_one_tracker_per_logger_option(logger, trackers):
     cfg = resolvable(composed(f"logger={logger}"))
     built = build_hooks(cfg.hooks, is_main=True).hooks
     names = [type(hook).__name__ for hook in built]
     assert names[:7] == ["DataReport", "MetricsFile", "EpochLog", "BestModel", "TrialReport", "Checkpoints", "Summary"]
-    assert names[7:] == (["WandbTracker"] if logger == "wandb" else [])
+    assert names[7:] == trackers
     assert all(isinstance(hook, Hook) for hook in built)
-    assert all(entry._target_.startswith(HOOK_MODULES[0].rstrip("*")) for entry in cfg.hooks.values() if "_target_" in entry)
+    targets = [entry._target_ for entry in [*cfg.hooks.values(), *cfg.logger.values()] if "_target_" in entry]
+    assert len(targets) == len(built) and all(target.startswith(HOOK_MODULES[0].rstrip("*")) for target in targets)
 
 
 def test_a_hook_can_be_turned_off_from_the_command_line():

@@ -1,5 +1,5 @@
 """A process that has imported once what `python run.py` and `qa-lab` import (torch, transformers, Hydra,
-Optuna, W&B: about 8 s on 2 cores) and forks one child per command the tests run.
+Optuna, W&B, MLflow: several seconds on 2 cores) and forks one child per command the tests run.
 
 Each command still runs in a process of its own, through the real entry point (`run.py`'s main,
 `python -m qa_lab.cli`, `python -m qa_lab.bench`), with its own argument list, environment, working folder,
@@ -29,9 +29,11 @@ def preload() -> None:
     """Import what the commands import, so the children start with it in memory (not the modules that run as
     __main__, qa_lab.cli and qa_lab.bench.__main__: runpy executes those afresh)."""
     import hydra  # noqa: F401
+    import mlflow  # noqa: F401
     import optuna  # noqa: F401
     import plotly.graph_objects  # noqa: F401
     import wandb  # noqa: F401
+    from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 
     import qa_lab.analysis.compare  # noqa: F401
     import qa_lab.analysis.report  # noqa: F401
@@ -41,7 +43,8 @@ def preload() -> None:
     import qa_lab.studies.loop  # noqa: F401
     import qa_lab.studies.sweeper  # noqa: F401
     import qa_lab.training.recipe  # noqa: F401
-    for name in ("data_report", "metrics_file", "epoch_log", "best_model", "trial", "checkpoints", "summary", "wandb_tracker"):
+    for name in ("data_report", "metrics_file", "epoch_log", "best_model", "trial", "checkpoints", "summary", "tracker",
+                 "wandb_tracker", "mlflow_tracker", "tensorboard_tracker"):
         __import__(f"qa_lab.training.hooks.{name}")
 
 

@@ -46,7 +46,7 @@ class Run:
     trial: StudyTrial | None  # the Optuna trial this run is, in a study sweep
     state: LoopState
     started: float  # time.perf_counter() at the start
-    facts: dict[str, Any] = field(default_factory=dict)  # what hooks add to summary.json (e.g. wandb_mode)
+    facts: dict[str, Any] = field(default_factory=dict)  # what hooks add to summary.json (e.g. trackers)
     stop: Stop | None = None
 
     @property

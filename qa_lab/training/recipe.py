@@ -51,6 +51,7 @@ def train(cfg: DictConfig) -> float:
     if resume_from:  # a checkpoint trained with other settings is refused before any work
         checkpoint.check(resume_from, checkpoint.training_config(config))
     set_seed(cfg.trainer.seed)
+    hooks = build_hooks(cfg.hooks, accelerator.is_main_process)  # before any work: a tracker may be missing its package
 
     tokenizer = load_tokenizer(cfg.model, cfg.hub_timeout)
     windows = window_spec(cfg.data)
@@ -66,4 +67,4 @@ def train(cfg: DictConfig) -> float:
         windows=windows, search=SpanSearch(**cfg.postprocess), objective=cfg.objective, name=cfg.run_name,
         config=config, trial=trial, state=state, started=started,
     )
-    return fit(run, build_hooks(cfg.hooks, accelerator.is_main_process))
+    return fit(run, hooks)

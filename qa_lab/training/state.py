@@ -18,7 +18,7 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)  # the epoch records so far (metrics.jsonl)
     best: dict[str, Any] | None = None  # the best epoch's record
     best_checkpoint: str | None = None  # the checkpoint taken right after the best epoch
-    wandb_id: str | None = None
+    tracker_runs: dict[str, str] = field(default_factory=dict)  # each tracker's run id (hooks/tracker.py)
     resumed_from: str | None = None  # not saved: the checkpoint this process started from
 
     def start_epoch(self, epoch: int) -> None:

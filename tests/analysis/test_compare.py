@@ -4,7 +4,6 @@ multirun), its statistics on known and real per-question scores, and report.html
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -21,8 +20,8 @@ from qa_lab.analysis.breakdown import question_categories
 from qa_lab.analysis.significance import paired_bootstrap, seed_groups
 from qa_lab.evaluation.squad import question_scores
 from tests.helpers import (
+    ARTIFACTS,
     PEER_SCORES,
-    ROOT,
     offline_env,
     qa_lab,
     read_squad_answers,
@@ -32,7 +31,6 @@ from tests.helpers import (
 # one worker runs the whole module: the report tests share the runs of `runs_root` (no run done twice)
 pytestmark = pytest.mark.xdist_group("compare")
 
-ARTIFACTS = Path(os.environ.get("QA_LAB_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts"))
 STUDY = "lr-tiny-synthetic"
 BOOTSTRAP = {"samples": 4000, "confidence": 0.95, "seed": 0, "chunk": 500}
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.helpers import composed, inspect_wandb, offline_env, run, start
+from tests.helpers import composed, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
 
 pytestmark = pytest.mark.e2e
 
@@ -83,23 +83,33 @@ def test_an_aggressive_pruner_stops_trials_after_their_first_epoch(tmp_path):
         tmp_path, "sweep=lr", "hydra.sweeper.n_trials=2", "trainer.epochs=3",
         # prunes any trial whose F1 is below 101 after any epoch: all of them, at epoch 1
         "hydra/sweeper/pruner=none", "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
-        "+hydra.sweeper.pruner.lower=101",
+        "+hydra.sweeper.pruner.lower=101", "logger=[mlflow,tensorboard]",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = study(tmp_path, "lr-tiny-synthetic").get_trials()
     assert [t.state for t in trials] == [State.PRUNED] * 2
-    for t in trials:
+    # one MLflow experiment for the study (the database under the output root), one run per trial
+    runs = mlflow_runs(tmp_path / "mlflow.db", "lr-tiny-synthetic")
+    assert [run.data.tags["trial"] for run in runs] == [str(t.number) for t in trials]
+    for t, tracked in zip(trials, runs):
         assert list(t.intermediate_values) == [1] and t.value == t.intermediate_values[1]
         assert t.user_attrs["pruned"].startswith("pruned after epoch 1 of 3")
         folder = trial_dir(tmp_path, "lr-tiny-synthetic", t.number)
         assert epochs_run(folder) == [1]  # trained no further
         assert json.loads((folder / "summary.json").read_text())["pruned_at_epoch"] == 1
+        assert tracked.info.status == "KILLED" and tracked.data.tags["qa_lab.status"] == "pruned"
+        assert tracked.data.tags["param.trainer.lr"] == str(t.params["trainer.lr"]) and tracked.data.metrics["eval/f1"] == t.value
+        # TensorBoard: the trial's own folder under the study's, its one epoch and its pruned status
+        events = tensorboard_events(folder / "tensorboard")
+        assert [(point.step, point.value) for point in events.Scalars("eval/f1")] == [(1, pytest.approx(t.value))]
+        assert events.Tensors("status/text_summary")[0].tensor_proto.string_val == [b"pruned at epoch 1"]
+        assert tensorboard_hparams(events)[1] == "STATUS_UNKNOWN"  # HParams has no pruned status
 
 
 def test_a_failing_trial_is_recorded_with_its_error_and_the_others_complete(tmp_path):
     done = sweep(
         tmp_path, "sweep=lr", NO_PRUNING, "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=0.5",
-        f"trainer.lr=choice(1e-3,{DIVERGING_LR},2e-3)", "logger=wandb",
+        f"trainer.lr=choice(1e-3,{DIVERGING_LR},2e-3)", "logger=[wandb,mlflow]",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = study(tmp_path, "lr-tiny-synthetic").get_trials()
@@ -110,6 +120,8 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_others_complete(tmp_
     assert failed.user_attrs["error"].startswith("NonFiniteLossError: trainer: the training loss became nan at optimiser step")
     shown, _ = inspect_wandb(trial_dir(tmp_path, "lr-tiny-synthetic", failed.number))
     assert shown["state"] == "failed"  # closed, with the failure recorded
+    statuses = {run.data.tags["trial"]: run.info.status for run in mlflow_runs(tmp_path / "mlflow.db", "lr-tiny-synthetic")}
+    assert statuses == {str(t.number): "FAILED" if t.state == State.FAIL else "FINISHED" for t in trials}
     again = sweep(tmp_path, "sweep=lr", NO_PRUNING, "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=0.5",
                   f"trainer.lr=choice(1e-3,{DIVERGING_LR},2e-3)")
     assert again.returncode == 0, again.stderr[-3000:]
@@ -241,5 +253,4 @@ def test_every_preset_composes_into_a_study(preset):
     assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner" and sweeper.n_trials >= 4
     assert sweeper.params and all(key == "model" or OmegaConf.select(cfg, key) is not None for key in sweeper.params)
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial-${trial}"
-    assert OmegaConf.to_container(cfg.logger)["group"] == "${hydra:sweeper.study_name}"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_RUN, offline_env, run_py, start
+from tests.helpers import TINY_RUN, mlflow_f1, mlflow_in, mlflow_runs, offline_env, run_py, start
 
 # one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("resume")]
@@ -48,7 +48,8 @@ def test_same_config_and_seed_give_identical_metrics(uninterrupted, tmp_path):
 def test_killed_mid_epoch_and_resumed_ends_like_the_uninterrupted_run(uninterrupted, tmp_path):
     run_dir = tmp_path / "killed"
     env = offline_env(QA_LAB_CACHE_DIR=str(uninterrupted.parent / "cache"))
-    process = start(["run.py", f"hydra.run.dir={run_dir}", *RESUMABLE], env=env, merge=True)
+    tracked = [*RESUMABLE, "logger=[wandb,mlflow]", *mlflow_in(run_dir)]  # the trackers are no training setting
+    process = start(["run.py", f"hydra.run.dir={run_dir}", *tracked], env=env, merge=True)
     output = []
     for line in process.lines():
         output.append(line)
@@ -59,7 +60,7 @@ def test_killed_mid_epoch_and_resumed_ends_like_the_uninterrupted_run(uninterrup
     assert not (run_dir / "summary.json").exists()
     assert len(metrics(run_dir)) == 1  # epoch 1 only: killed inside epoch 2
 
-    resumed = run_py(run_dir, *RESUMABLE, "trainer.resume=auto")
+    resumed = run_py(run_dir, *tracked, "trainer.resume=auto")
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     where = re.search(r"resumed from \S+: epoch (\d+) with (\d+) of its batches done", resumed.stdout + resumed.stderr)
     assert where and where.group(1) == "2" and int(where.group(2)) > 0  # from inside epoch 2
@@ -67,9 +68,12 @@ def test_killed_mid_epoch_and_resumed_ends_like_the_uninterrupted_run(uninterrup
     assert (run_dir / "predictions.json").read_text() == (uninterrupted / "predictions.json").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["resumed_from"].startswith(str(run_dir / "checkpoints"))
-    # the resumed process continues the same W&B run
+    # the resumed process continues the same W&B run and the same MLflow run
     wandb_runs = {path.name.rsplit("-", 1)[1] for path in (run_dir / "wandb").glob("offline-run-*")}
     assert len(wandb_runs) == 1
+    [mlflow_run] = mlflow_runs(run_dir / "mlflow.db")
+    assert mlflow_run.info.status == "FINISHED" and summary["trackers"]["mlflow"]["run_id"] == mlflow_run.info.run_id
+    assert mlflow_f1(run_dir / "mlflow.db", mlflow_run.info.run_id) == [(epoch["epoch"], epoch["f1"]) for epoch in metrics(run_dir)]
 
 
 def test_checkpoints_keep_the_newest_plus_the_best(uninterrupted):

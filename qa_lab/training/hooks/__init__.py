@@ -3,7 +3,7 @@ folder, listed in conf/hooks/ in the order it runs.
 
 A hook overrides the events it cares about: the run's start, an optimiser step's end, an epoch's end, the
 run's end. The loop calls every hook at every event and knows none of them, so a new tracker or epoch-end
-action is one new file here and one entry in conf/hooks/default.yaml (or a logger option in conf/logger/).
+action is one new file here and one entry in conf/hooks/default.yaml (a tracker: one option in conf/logger/).
 """
 
 from __future__ import annotations
@@ -61,11 +61,13 @@ class Hooks:
 
 
 def build_hooks(configs: DictConfig, is_main: bool) -> Hooks:
-    """The `hooks` config: each entry with a `_target_`, in order; an entry without one (logger=none's
-    tracker) or set to null is off."""
-    hooks = [
-        instantiate(config, _convert_="all", _execution_whitelist_=HOOK_MODULES)
-        for config in configs.values()
-        if config is not None and "_target_" in config
-    ]
+    """The `hooks` config, in order: each entry with a `_target_` is one hook, an entry without one is a
+    group of hooks (`trackers`: one per logger option, none for logger=none), and one set to null is off."""
+    entries = []
+    for config in configs.values():
+        if config is not None and "_target_" not in config:
+            entries.extend(config.values())
+        else:
+            entries.append(config)
+    hooks = [instantiate(config, _convert_="all", _execution_whitelist_=HOOK_MODULES) for config in entries if config is not None]
     return Hooks(hooks, is_main)

@@ -4,7 +4,7 @@ the epoch, the best epoch in the summary, and the run closed as failed when it f
 
 W&B runs online when an API key is configured and the server answers, offline otherwise (files under the
 run directory, uploaded later with `wandb sync`). A W&B failure never stops training: one warning, and
-summary.json records `wandb_mode: failed`.
+summary.json records its state as failed (tracker.py).
 """
 
 from __future__ import annotations
@@ -18,22 +18,19 @@ from typing import Any
 
 import httpx
 
-from qa_lab.core.records import THRESHOLD_KEY, V2_KEYS
 from qa_lab.core.secrets import mask_text
-from qa_lab.training.context import EpochEnd, Run, Step
-from qa_lab.training.hooks import Hook
+from qa_lab.training.context import Run
+from qa_lab.training.hooks.tracker import BEST_KEYS, EPOCH_AXIS, STEP_AXIS, Tracker
 
 log = logging.getLogger(__name__)
 
-# per-epoch keys logged under eval/ (with the SQuAD v2 scores), the rest under epoch/
-EVAL_KEYS = ("exact_match", "f1", "eval_seconds", *V2_KEYS, THRESHOLD_KEY)
-BEST_OF_EPOCHS = ("eval/f1", "eval/exact_match", "eval/HasAns_f1", "eval/NoAns_f1")  # the summary keeps their maximum
 
+class WandbTracker(Tracker):
+    name, title = "wandb", "W&B"
+    hint = "logger.wandb.mode=offline keeps W&B's files in the run folder, logger=none turns W&B off"
 
-class WandbTracker(Hook):
     def __init__(
         self,
-        name: str,
         mode: str,
         project: str,
         entity: str | None,
@@ -43,79 +40,48 @@ class WandbTracker(Hook):
         probe_timeout: float,
         **other: Any,
     ) -> None:
-        """The keys of conf/logger/wandb.yaml (`name` is the logger option's own). Keys added on the command
-        line (`+logger.key=...`) are part of the recorded config, not arguments of W&B: `other` is not used."""
+        """The keys of conf/logger/wandb.yaml. Keys added on the command line (`+logger.wandb.key=...`) are
+        part of the recorded config, not arguments of W&B: `other` is not used."""
+        super().__init__(group)
         self.mode, self.probe_timeout = mode, probe_timeout
-        self.init = {"project": project, "entity": entity, "group": group, "job_type": job_type, "tags": list(tags)}
+        self.init = {"project": project, "entity": entity, "job_type": job_type, "tags": list(tags)}
         self.run = None
 
-    def on_run_start(self, run: Run) -> None:
-        """Start (or, resumed, continue) the W&B run; its id goes into the loop state, so a checkpoint keeps it."""
+    def open(self, run: Run, group: str | None, resume_id: str | None) -> tuple[str, dict[str, Any]]:
+        """online when an API key is configured and the server answers (mode auto), offline otherwise."""
+        import wandb
+
         mode = self.mode if self.mode != "auto" else ("online" if _wandb_online(self.probe_timeout) else "offline")
-        run.facts["wandb_mode"] = self._start(run, mode)
-        run.state.wandb_id = self.run.id if self.run is not None else None
-
-    def _start(self, run: Run, mode: str) -> str:
-        """online | offline, or failed when W&B did not start."""
-        try:
-            import wandb
-
-            with _masked_command_line():  # W&B saves the command line (its `args`) with the run
-                self.run = wandb.init(
-                    **self.init,
-                    name=f"{run.name}-{run.folder.name}",
-                    config=run.config | ({"trial": run.trial.describe()} if run.trial is not None else {}),
-                    dir=str(run.folder),
-                    mode=mode,
-                    id=run.state.wandb_id,
-                    resume="allow" if run.state.wandb_id else None,
-                    settings=wandb.Settings(quiet=True, console="off"),
-                )
-            self._define_metrics()
-        except Exception as error:  # noqa: BLE001 - tracking must never cost the run
-            log.warning(
-                "W&B did not start (%s: %s); the run goes on without it, metrics are in %s "
-                "(logger.mode=offline keeps W&B's files in the run folder, logger=none turns W&B off)",
-                type(error).__name__, error, run.folder / "metrics.jsonl",
+        with _masked_command_line():  # W&B saves the command line (its `args`) with the run
+            self.run = wandb.init(
+                **self.init,
+                group=group,
+                name=f"{run.name}-{run.folder.name}",
+                config=run.config | ({"trial": run.trial.describe()} if run.trial is not None else {}),
+                dir=str(run.folder),
+                mode=mode,
+                id=resume_id,
+                resume="allow" if resume_id else None,
+                settings=wandb.Settings(quiet=True, console="off"),
             )
-            self.run = None
-            return "failed"
+        self.run.define_metric(EPOCH_AXIS)
+        self.run.define_metric("eval/*", step_metric=EPOCH_AXIS)
+        self.run.define_metric("epoch/*", step_metric=EPOCH_AXIS)
+        for key in BEST_KEYS:  # the run's summary keeps their maximum
+            self.run.define_metric(f"eval/{key}", step_metric=EPOCH_AXIS, summary="max")
+        self.run.define_metric(STEP_AXIS)
+        self.run.define_metric("train/*", step_metric=STEP_AXIS)
         log.info("W&B run %s (%s mode) in %s", self.run.id, mode, self.run.dir)
-        return mode
+        return self.run.id, {"state": mode, "run_id": self.run.id, "dir": self.run.dir}
 
-    def _define_metrics(self) -> None:
-        self.run.define_metric("epoch")
-        self.run.define_metric("eval/*", step_metric="epoch")
-        self.run.define_metric("epoch/*", step_metric="epoch")
-        for key in BEST_OF_EPOCHS:
-            self.run.define_metric(key, step_metric="epoch", summary="max")
-        self.run.define_metric("train/step")
-        self.run.define_metric("train/*", step_metric="train/step")
+    def log(self, values: dict[str, float], axis: str, step: int) -> None:
+        self.run.log({axis: step, **values})
 
-    def on_step_end(self, run: Run, step: Step) -> None:
-        if self.run is not None and step.log:
-            self.run.log({"train/step": step.number, "train/loss": step.loss, "train/learning_rate": step.learning_rate})
-
-    def on_epoch_end(self, run: Run, epoch: EpochEnd) -> None:
-        if self.run is None:
-            return
-        record = epoch.record
-        scores = {f"eval/{key}": record[key] for key in EVAL_KEYS if key in record}
-        training = {f"epoch/{key}": value for key, value in record.items() if key not in EVAL_KEYS and key != "epoch"}
-        self.run.log({"epoch": record["epoch"], **scores, **training})
-
-    def on_run_end(self, run: Run, status: str) -> None:
-        if self.run is None:
-            return
-        try:
-            best = run.state.best
-            if best:
-                self.run.summary.update({f"best/{k}": v for k, v in best.items() if isinstance(v, (int, float, str))})
-            if status == "pruned":
-                self.run.summary["pruned_at_epoch"] = run.stop.epoch
-            self.run.finish(exit_code=1 if status == "failed" else 0)
-        except Exception as error:  # noqa: BLE001
-            log.warning("W&B did not close cleanly (%s); run files may be incomplete", error)
+    def close(self, run: Run, status: str, best: dict[str, Any]) -> None:
+        self.run.summary.update({f"best/{key}": value for key, value in best.items()})
+        if status == "pruned":
+            self.run.summary["pruned_at_epoch"] = run.stop.epoch
+        self.run.finish(exit_code=1 if status == "failed" else 0)
         self.run = None
 
 
