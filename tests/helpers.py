@@ -62,12 +62,6 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def every_core(**extra: str) -> dict[str, str]:
-    """offline_env for the longest test (the MiniLM fine-tune), which starts first: every core, shared with
-    the other workers while they run and its own once they are done (README, "How the suite stays fast")."""
-    return offline_env(OMP_NUM_THREADS=str(os.cpu_count() or 1), **extra)
-
-
 # --- running commands ------------------------------------------------------------------------------------
 # Every command runs in a process of its own. By default that process is forked from tests/zygote.py, which
 # has imported the libraries once (about 8 s a command saved); a command whose environment differs in what

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.helpers import every_core, last_json_line, qa_lab, run_py
+from tests.helpers import last_json_line, qa_lab, run_py
 
 # one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("minilm")]
@@ -45,7 +45,6 @@ def fine_tuned(split_by_article, tmp_path_factory):
         "trainer.epochs=2",  # learning rate and batch size are the defaults: MiniLM's model.lr (3e-4), batch 16
         "logger=none",
         "trainer.checkpoint.keep_last=0",  # crash recovery is tested on the tiny model; here it would only write 540 MB
-        env=every_core(QA_LAB_CACHE_DIR=str(run_dir.parent / "cache")),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return run_dir
