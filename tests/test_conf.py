@@ -3,6 +3,7 @@ passes the config check, each backbone brings its learning rate, and `--model <o
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_a_model_option_on_the_command_line_resolves_through_conf(option):
 def test_a_model_name_that_is_no_option_is_a_hub_id_or_a_folder(tmp_path):
     assert model_settings(str(tmp_path)).name_or_path == str(tmp_path)
     assert model_settings("bert-base-uncased").pretrained is True
+
+
+@pytest.mark.parametrize(("logger", "module"), [("mlflow", "mlflow"), ("tensorboard", "torch.utils.tensorboard")])
+def test_a_tracker_without_its_package_stops_the_run_before_any_work(monkeypatch, logger, module):
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed: importing it raises ImportError
+    cfg = resolvable(composed(f"logger={logger}"))
+    with pytest.raises(ConfigError) as raised:
+        build_hooks(cfg.hooks, is_main=True)
+    assert raised.value.where == "logger" and f"logger={logger} needs the" in raised.value.what
+    assert raised.value.fix == "pip install 'qa-lab[trackers]'"
