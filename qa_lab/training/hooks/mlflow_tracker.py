@@ -15,7 +15,6 @@ import time
 from itertools import islice
 from typing import Any
 
-from qa_lab.core.errors import ConfigError
 from qa_lab.core.records import flatten
 from qa_lab.training.context import Run
 from qa_lab.training.hooks.tracker import EPOCH_AXIS, Tracker
@@ -33,13 +32,7 @@ class MlflowTracker(Tracker):
                  request_timeout: float, max_retries: int, **other: Any) -> None:
         """The keys of conf/logger/mlflow.yaml; `other`: keys added on the command line, recorded only."""
         super().__init__(group)
-        try:
-            from mlflow import MlflowClient
-        except ImportError as missing:
-            raise ConfigError(
-                f"logger=mlflow needs the mlflow package ({missing})", where="logger", fix="pip install 'qa-lab[trackers]'"
-            ) from None
-        self.client_class = MlflowClient
+        self.client_class = self.library("mlflow", "MlflowClient")
         self.uri, self.experiment, self.artifact_location = tracking_uri, experiment, artifact_location
         self.http = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(request_timeout), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries)}
         self.client = self.run_id = None

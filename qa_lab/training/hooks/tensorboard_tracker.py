@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qa_lab.core.errors import ConfigError
 from qa_lab.core.records import flatten
 from qa_lab.training.context import Run
 from qa_lab.training.hooks.tracker import BEST_KEYS, Tracker
@@ -26,13 +25,7 @@ class TensorBoardTracker(Tracker):
     def __init__(self, subdir: str, **other: Any) -> None:
         """The keys of conf/logger/tensorboard.yaml; `other`: keys added on the command line, recorded only."""
         super().__init__()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as missing:
-            raise ConfigError(
-                f"logger=tensorboard needs the tensorboard package ({missing})", where="logger", fix="pip install 'qa-lab[trackers]'"
-            ) from None
-        self.writer_class, self.subdir = SummaryWriter, subdir
+        self.writer_class, self.subdir = self.library("torch.utils.tensorboard", "SummaryWriter"), subdir
         self.writer = None
 
     def open(self, run: Run, group: str | None, resume_id: str | None) -> tuple[str, dict[str, Any]]:

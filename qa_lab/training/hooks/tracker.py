@@ -14,10 +14,12 @@ its run is; the checkpoint keeps each run's id, so a resumed run goes on logging
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from qa_lab.core.errors import ConfigError
 from qa_lab.core.records import THRESHOLD_KEY, V2_KEYS
 from qa_lab.training.context import EpochEnd, Run, Step
 from qa_lab.training.hooks import Hook
@@ -41,6 +43,16 @@ class Tracker(Hook):
         self.group = group  # null: the study's name in a sweep, no group outside one
         self.active = False
         self.where: dict[str, Any] = {}
+
+    def library(self, module: str, attribute: str) -> Any:
+        """`from module import attribute` for a tracker whose package is an extra (its package is named as the
+        tracker): without it, a config error when the hooks are built, before any work."""
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except ImportError as missing:
+            raise ConfigError(
+                f"logger={self.name} needs the {self.name} package ({missing})", where="logger", fix="pip install 'qa-lab[trackers]'"
+            ) from None
 
     def open(self, run: Run, group: str | None, resume_id: str | None) -> tuple[str, dict[str, Any]]:
         """Start (or continue, given `resume_id`) the tracker's run: its id, and what summary.json records
