@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -46,6 +47,13 @@ TINY_RUN = [
 # OpenMP threads that wait for work spin on their core by default: with two workers' processes on two cores,
 # the spinning takes the time the other process needed. Read when torch is imported.
 THREADS_WAIT_PASSIVELY = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): for a server to start on, or to stay closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def core_share() -> int:

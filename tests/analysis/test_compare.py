@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from qa_lab.evaluation.squad import question_scores
 from tests.helpers import (
     ARTIFACTS,
     PEER_SCORES,
+    free_port,
     offline_env,
     qa_lab,
     read_squad_answers,
@@ -239,9 +239,7 @@ def test_report_renders_in_chromium_with_curves_importances_and_significance(run
 @pytest.mark.e2e
 @pytest.mark.browser
 def test_optuna_dashboard_serves_the_sweeps_study(runs_root):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     dashboard = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
     server = subprocess.Popen(
         [dashboard, f"sqlite:///{runs_root}/a/optuna/{STUDY}.db", "--host", "127.0.0.1", "--port", str(port)],

@@ -3,14 +3,13 @@ model fails in seconds from the command line, and local or cached things still l
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 from qa_lab.core.errors import HubUnavailableError
 from qa_lab.core.hub import hub_reachable, load_from_hub
-from tests.helpers import run
+from tests.helpers import free_port, run
 
 
 @pytest.mark.unit
@@ -22,11 +21,7 @@ def test_hub_probe_gives_up_after_its_timeout(silent_server, monkeypatch):
 
 
 def closed_port() -> str:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.mark.e2e

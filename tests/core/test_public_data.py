@@ -5,7 +5,6 @@ kept, and an unreachable mirror is one clear error that says how to get the data
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -15,7 +14,7 @@ import pytest
 
 from qa_lab.core import public_data
 from qa_lab.core.errors import DataError
-from tests.helpers import XQUAD_NAME
+from tests.helpers import XQUAD_NAME, free_port
 
 pytestmark = pytest.mark.unit
 
@@ -71,10 +70,7 @@ def test_a_file_with_another_checksum_is_refused_and_not_kept(mirror, xquad_file
 
 
 def test_an_unreachable_mirror_is_one_clear_error(monkeypatch, tmp_path):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there
+    port = free_port()  # nothing listens there
     monkeypatch.setenv(public_data.MIRROR_ENV, f"http://127.0.0.1:{port}")
     monkeypatch.setenv(public_data.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(public_data.SHARED_ENV, raising=False)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.helpers import composed, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
+from tests.helpers import composed, free_port, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
 
 pytestmark = pytest.mark.e2e
 
@@ -188,12 +187,6 @@ def test_a_dead_workers_trial_is_failed_after_the_grace_period_and_replaced(tmp_
     assert [t.state for t in study(tmp_path, "lr-tiny-synthetic").get_trials()] == [State.FAIL, State.COMPLETE, State.COMPLETE]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or [shutil.which("pg_ctl")]
     if found[-1] is None:
@@ -210,7 +203,7 @@ def postgres_url():
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     subprocess.run([*as_user, binaries / "initdb", "-D", data / "db", "-U", "qa", "--auth=trust"], check=True, capture_output=True)
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
     subprocess.run([*as_user, binaries / "pg_ctl", "-D", data / "db", "-o", options, "-l", data / "log", "-w", "start"],

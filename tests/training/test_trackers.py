@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ARTIFACTS, TINY_RUN, mlflow_f1, mlflow_in, mlflow_runs, run_py, tensorboard_events, tensorboard_hparams
+from tests.helpers import ARTIFACTS, TINY_RUN, free_port, mlflow_f1, mlflow_in, mlflow_runs, run_py, tensorboard_events, tensorboard_hparams
 
 # one worker runs the whole module: its tests share the module fixtures' runs (no run done twice)
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trackers")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def epochs(run_dir: Path) -> list[dict]:
