@@ -27,7 +27,6 @@ QUESTIONS_PER_PARAGRAPH = (3, 6)  # inclusive range; several questions share one
 OPTIONAL_FACT_PROBABILITY = 0.5  # optional facts a paragraph leaves out supply unanswerable questions
 MISSING_FACT_SHARE = 0.5  # of unanswerable questions, those about an omitted fact (else about another subject)
 FILLER_SENTENCES = (0, 2)  # inclusive range of background sentences in an ordinary paragraph
-LONG_FILLER_WORDS = 330  # background words in a long paragraph: with its facts, about 550-750 word pieces
 
 # --- names: syllables -> words -> names of each kind --------------------------------------------------
 ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p", "r", "s",
@@ -628,11 +627,21 @@ def _filler(template: str, draw: _Values) -> str:
     return template.format(**{field: draw.draw(FILLER_FIELDS[field]) for field in fields})  # drawn in a fixed order
 
 
-def _paragraph(
-    rng: random.Random, names: _Names, long_context: bool
-) -> tuple[Kind, dict[str, str], str, dict[str, int]]:
+@dataclass(frozen=True)
+class Shape:
+    """How long paragraphs are: `fact_sentences` (an inclusive range, or None for all of them) is how many
+    of the kind's fact sentences follow the introduction; `long_context_fraction` of paragraphs add
+    `long_filler_words` words of background in their middle."""
+
+    fact_sentences: tuple[int, int] | None
+    long_context_fraction: float
+    long_filler_words: int
+
+
+def _paragraph(rng: random.Random, names: _Names, shape: Shape) -> tuple[Kind, dict[str, str], str, dict[str, int]]:
     """One subject's paragraph: its kind, every fact's value (stated or not), the context, and the offset
     of each stated fact in it."""
+    long_context = rng.random() < shape.long_context_fraction
     kind = rng.choice(KINDS)
     draw = _Values(rng, names)
     values = {"s": draw.draw(kind.subject)}
@@ -642,12 +651,14 @@ def _paragraph(
 
     stated = list(kind.core[1:]) + [group for group in kind.optional if rng.random() < OPTIONAL_FACT_PROBABILITY]
     rng.shuffle(stated)  # no fact has a fixed position, so position is no shortcut
+    if shape.fact_sentences is not None:
+        del stated[rng.randint(*shape.fact_sentences) :]
     sentences: list[str | tuple[str, ...]] = [kind.core[0], *stated]
     if long_context:  # about half the facts after the padding: their answers sit in a later window
         middle = len(sentences) // 2
         padding: list[str] = []
         for template in rng.sample(FILLER, len(FILLER)):
-            if sum(len(sentence.split()) for sentence in padding) >= LONG_FILLER_WORDS:
+            if sum(len(sentence.split()) for sentence in padding) >= shape.long_filler_words:
                 break
             padding.append(_filler(template, draw))
         sentences[middle:middle] = padding
@@ -668,9 +679,7 @@ def _paragraph(
     return kind, values, context, {fact: offsets[fact] for fact in kind.questions if fact in offsets}
 
 
-def _split(
-    split: int, count: int, seed: int, long_context_fraction: float, unanswerable_fraction: float
-) -> pd.DataFrame:
+def _split(split: int, count: int, seed: int, shape: Shape, unanswerable_fraction: float) -> pd.DataFrame:
     """One split from its own random stream, so validation does not change with num_train."""
     name = SPLITS[split]
     rng = random.Random(f"qa_lab.synthetic/{seed}/{name}")
@@ -680,7 +689,7 @@ def _split(
     rng.shuffle(flags)
     rows: list[dict] = []
     while len(rows) < count:
-        kind, values, context, offsets = _paragraph(rng, names, rng.random() < long_context_fraction)
+        kind, values, context, offsets = _paragraph(rng, names, shape)
         answerable = list(offsets)
         rng.shuffle(answerable)
         missing = [fact for fact in kind.questions if fact not in offsets]
@@ -710,12 +719,16 @@ def make_synthetic(
     seed: int,
     long_context_fraction: float = 0.1,
     unanswerable_fraction: float = 0.0,
+    fact_sentences: tuple[int, int] | list[int] | None = None,
+    long_filler_words: int = 330,
 ) -> dict[str, pd.DataFrame]:
     """A SQuAD-format train and validation set generated offline: `num_*` questions each, deterministic
     for `seed`, no paragraph or entity name shared between the splits.
 
-    `long_context_fraction` of paragraphs are padded past one 384-word-piece window;
-    `unanswerable_fraction` of questions have no answer in their context (SQuAD v2 style).
+    `fact_sentences` (an inclusive range; None = all) is how many fact sentences a paragraph states after
+    its introduction; `long_context_fraction` of paragraphs are padded with `long_filler_words` words of
+    background (330 put them past one 384-word-piece window); `unanswerable_fraction` of questions have no
+    answer in their context (SQuAD v2 style).
     """
     for key, count in (("num_train", num_train), ("num_validation", num_validation)):
         if count < 0:
@@ -724,6 +737,11 @@ def make_synthetic(
     for key, fraction in fractions:
         if not 0 <= fraction <= 1:
             raise ConfigError(f"must be in [0, 1], got {fraction}", where=f"data.synthetic.{key}", fix="e.g. 0.1")
+    if fact_sentences is not None and not (len(fact_sentences) == 2 and 1 <= fact_sentences[0] <= fact_sentences[1]):
+        raise ConfigError(f"must be [min, max] with 1 <= min <= max, got {fact_sentences}",
+                          where="data.synthetic.fact_sentences", fix="e.g. [2, 4], or null for every fact sentence")
+    if long_filler_words < 0:
+        raise ConfigError(f"must be >= 0, got {long_filler_words}", where="data.synthetic.long_filler_words", fix="e.g. 330")
+    shape = Shape(tuple(fact_sentences) if fact_sentences is not None else None, long_context_fraction, long_filler_words)
     counts = (num_train, num_validation)
-    return {name: _split(index, counts[index], seed, long_context_fraction, unanswerable_fraction)
-            for index, name in enumerate(SPLITS)}
+    return {name: _split(index, counts[index], seed, shape, unanswerable_fraction) for index, name in enumerate(SPLITS)}
