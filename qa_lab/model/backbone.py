@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import (
@@ -19,6 +24,10 @@ from qa_lab.core.hub import load_from_hub
 
 # models whose position ids start after the padding index, so max_position_embeddings overstates the limit
 PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod"}
+LOAD_REPORT_LOGGER = "transformers.modeling_utils"  # where transformers logs its weight-loading report
+SHOWN_KEYS = 5  # weight names quoted in a load warning; the rest are counted
+
+log = logging.getLogger(__name__)
 
 
 def model_settings(name: str) -> DictConfig:
@@ -66,9 +75,57 @@ def load_model(model: DictConfig, hub_timeout: float, seed: int) -> PreTrainedMo
         torch.manual_seed(seed)
         if not model.pretrained:
             return AutoModelForQuestionAnswering.from_config(config)
-        return load_from_hub(
-            lambda: AutoModelForQuestionAnswering.from_pretrained(model.name_or_path, config=config),
-            model.name_or_path,
-            "model",
-            hub_timeout,
-        )
+        with _held_back(LOAD_REPORT_LOGGER):
+            loaded, info = load_from_hub(
+                lambda: AutoModelForQuestionAnswering.from_pretrained(model.name_or_path, config=config, output_loading_info=True),
+                model.name_or_path,
+                "model",
+                hub_timeout,
+            )
+    report_loading(loaded, info)
+    return loaded
+
+
+def report_loading(model: PreTrainedModel, info: dict[str, Any]) -> None:
+    """transformers' load report in qa-lab's words: the span head that a QA fine-tune adds is one line, and
+    the checkpoint's pooler and pretraining heads, which a span model has no place for, are left out by
+    design; backbone weights the checkpoint lacks, or weights that fit nowhere, are a warning, because the
+    model would then start partly random. (Weights of another shape make transformers refuse the load.)"""
+    backbone = model.base_model_prefix + "."
+    missing = info.get("missing_keys") or []
+    head = sorted(key for key in missing if not key.startswith(backbone))
+    if head:
+        log.info("span head initialised for fine-tuning (%s)", ", ".join(head))
+    if lacking := sorted(set(missing) - set(head)):
+        log.warning("%d backbone weight(s) are not in the checkpoint and start random: %s", len(lacking), _names(lacking))
+    modules = {name for name, _ in model.base_model.named_children()}
+    stray = sorted(key for key in info.get("unexpected_keys") or [] if key.removeprefix(backbone).split(".")[0] in modules)
+    if stray:
+        log.warning("%d weight(s) of the checkpoint fit no part of the model and were not loaded: %s", len(stray), _names(stray))
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(keys[:SHOWN_KEYS])
+    return shown + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
+
+
+@contextmanager
+def _held_back(logger_name: str) -> Iterator[None]:
+    """A library logger's records held back while the block runs: dropped when it succeeds (qa-lab reports
+    instead), logged after all when it raises (transformers' report explains its own refusal)."""
+    logger, held = logging.getLogger(logger_name), []
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield
+    except BaseException:
+        logger.removeFilter(hold)
+        for record in held:
+            logger.handle(record)
+        raise
+    finally:
+        logger.removeFilter(hold)
