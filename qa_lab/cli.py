@@ -1,4 +1,5 @@
-"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`, `qa-lab compare`.
+"""Command line: `qa-lab data check`, `qa-lab score` (SQuAD v1.1 and v2.0), `qa-lab predict`, `qa-lab compare`,
+`qa-lab push`.
 Training is `python run.py` (qa_lab/entry.py).
 
 Errors caused by input or configuration print as one clear message (what, where, how to fix) and exit
@@ -243,10 +244,30 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     comparer.set_defaults(handler=compare_command)
 
 
+def push_command(args: argparse.Namespace) -> int:
+    """Upload a finished run's best/ (model, tokenizer, qa_lab.json, model card) to a Hub model repository."""
+    from qa_lab.core.publish import push_folder
+
+    folder = Path(args.run)
+    model = folder / "best" if (folder / "best").is_dir() else folder
+    pushed = push_folder(model, args.repo_id, private=not args.public, timeout=_hub_timeout(args))
+    print(json.dumps(pushed, indent=1))
+    return 0
+
+
+def _add_push(commands: argparse._SubParsersAction) -> None:
+    pusher = commands.add_parser("push", help="upload a run's best model, with its model card, to the Hugging Face Hub")
+    pusher.add_argument("run", help="a run folder (its best/ is pushed), e.g. the best trial's folder of a sweep; or a best/ folder")
+    pusher.add_argument("--repo-id", required=True, help="<user or organisation>/<name>; created (private) when missing")
+    pusher.add_argument("--public", action="store_true", help="create the repository public (default: private, as hub.private)")
+    pusher.add_argument("--hub-timeout", type=float, default=None, help="seconds to wait for the Hub to answer (conf: hub_timeout)")
+    pusher.set_defaults(handler=push_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qa-lab", description="Extractive QA: check data, score and predict. Train with `python run.py`.")
+    parser = argparse.ArgumentParser(prog="qa-lab", description="Extractive QA: check data, score, predict, compare and push. Train with `python run.py`.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_data_check, _add_score, _add_predict, _add_compare):
+    for add in (_add_data_check, _add_score, _add_predict, _add_compare, _add_push):
         add(commands)
     return parser
 

@@ -32,6 +32,7 @@ SECRETS = {  # what the secrets run is given; none of the values may reach a fil
     "HF_TOKEN": "SECRETVALUE789",
     "HUGGING_FACE_HUB_TOKEN": "SECRETVALUE987",
 }
+PUSH_REPO, PUSH_TIMEOUT = "qa-lab-tests/secrets", 2  # hub.push in the secrets run: repository, seconds
 
 
 @dataclass
@@ -120,8 +121,11 @@ def outcomes(tmp_path_factory, silent_server, xquad_file) -> dict[str, Outcome]:
                 f"+model.hub_token={SECRETS['override']}", f"+logger.wandb.api_key={SECRETS['logger_key']}",
                 f"+logger.wandb.storage_url=postgresql://qa:{SECRETS['url_password']}@localhost/studies",
                 "+data.note=${oc.env:HF_TOKEN}",  # a credential from the environment, resolved into the W&B config
+                # a push with the token in the environment, to a Hub that never answers
+                "hub.push=true", f"hub.repo_id={PUSH_REPO}", f"hub_timeout={PUSH_TIMEOUT}",
             ],
-            {name: SECRETS[name] for name in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")},
+            {name: SECRETS[name] for name in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+            | {"HF_ENDPOINT": silent_server, "HF_HOME": str(root / "hf")},
         ),
         "repaired_data_wandb_down": (
             [*FAST, *local, f"data.train_file={write_records(root / 'repaired.json', repaired_records(xquad_file))}", "logger=wandb", "logger.wandb.mode=online"],
@@ -144,6 +148,8 @@ def outcomes(tmp_path_factory, silent_server, xquad_file) -> dict[str, Outcome]:
         ),
         "output_not_writable": ([*FAST, *local], {}),
         "url_password": ([*FAST, "data=local", f"data.train_file=https://qa:{SECRETS['url_password']}@example.com/train.json", "logger=none"], {}),
+        "push_without_repo": ([*FAST, *local, "hub.push=true"], {}),
+        "sweep_with_push": (["-m", "sweep=cpu_smoke", "hub.push=true", f"hub.repo_id={PUSH_REPO}"], {}),
         # two jobs that stop at the config check: Hydra still writes multirun.yaml and each job's .hydra/
         "secrets_multirun": (["-m", "model=tiny", "data.max_length=128", *local, f"+model.hub_token={SECRETS['override']}", "data.stride=100,101"], {}),
     }
@@ -239,6 +245,41 @@ def test_repairs_are_counted_and_logged(outcomes):
         "1 verbatim duplicate row(s) dropped; 62 non-string id(s) kept as strings (counted in the run's data_report.json)" in log
     assert "1 of 59 questions are longer than data.max_question_tokens=64 tokens and were cut to that length" in log
     assert len((outcome.run_dir / "predictions.json").read_text()) > 2  # it trained and scored
+
+
+def test_a_push_to_a_hub_that_never_answers_fails_in_time_and_the_run_completes(outcomes, silent_server, tmp_path):
+    outcome = outcomes["secrets"]
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert outcome.returncode == 0 and summary["status"] == "complete", outcome.output[-3000:]
+    push = summary["push"]
+    assert push["state"] == "failed" and push["repo_id"] == PUSH_REPO
+    assert push["error"] == f"the Hub ({silent_server}) did not answer within {PUSH_TIMEOUT} s"
+    assert push["seconds"] < PUSH_TIMEOUT + 1  # the probe's own timeout, not huggingface_hub's retries
+    log = (outcome.run_dir / "run.log").read_text()
+    assert log.count("[WARNING] - hub.push failed") == 1 and f"qa-lab push {outcome.run_dir} --repo-id {PUSH_REPO}" in log
+    for name in ("model.safetensors", "qa_lab.json", "README.md"):
+        assert (outcome.run_dir / "best" / name).is_file()
+    # later, by hand: the same clear line, exit 2, and still nothing written with the token in it
+    env = offline_env(HF_TOKEN=SECRETS["HF_TOKEN"], HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf"))
+    began = time.monotonic()
+    pushed = qa_lab("push", str(outcome.run_dir), "--repo-id", PUSH_REPO, "--hub-timeout", "1", env=env, timeout=120)
+    assert pushed.returncode == 2 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
+    assert f"the Hub ({silent_server}) did not answer within 1 s" in pushed.stderr and "Fix: push later" in pushed.stderr
+    assert time.monotonic() - began < 60 and SECRETS["HF_TOKEN"] not in pushed.stdout + pushed.stderr
+
+
+def test_a_push_without_a_token_says_how_to_get_one(outcomes, tmp_path):
+    env = offline_env(HF_HOME=str(tmp_path / "hf"))  # no login file there
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        env.pop(name, None)
+    pushed = qa_lab("push", str(outcomes["secrets"].run_dir), "--repo-id", PUSH_REPO, env=env, timeout=120)
+    assert pushed.returncode == 2 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
+    assert "no Hugging Face token" in pushed.stderr and "Fix: set HF_TOKEN" in pushed.stderr
+
+
+def test_a_push_needs_a_repository_and_a_sweep_never_pushes(outcomes):
+    clear_error(outcomes["push_without_repo"], "hub.repo_id: hub.push=true needs the repository to push to", "Fix: hub.repo_id=")
+    clear_error(outcomes["sweep_with_push"], "hub.push: a sweep does not push its trials to the Hub", "Fix: leave hub.push off")
 
 
 def test_a_wandb_failure_is_logged_once_and_the_run_goes_on(outcomes):

@@ -67,8 +67,9 @@ def test_every_hook_entry_instantiates_with_one_tracker_per_logger_option(logger
     cfg = resolvable(composed(f"logger={logger}"))
     built = build_hooks(cfg.hooks, is_main=True).hooks
     names = [type(hook).__name__ for hook in built]
-    assert names[:7] == ["DataReport", "MetricsFile", "EpochLog", "BestModel", "TrialReport", "Checkpoints", "Summary"]
-    assert names[7:] == trackers
+    run_hooks = ["DataReport", "ProgressLog", "MetricsFile", "EpochLog", "BestModel", "ModelCard", "TrialReport",
+                 "Checkpoints", "HubPush", "Summary", "RunReport"]
+    assert names == run_hooks + trackers
     assert all(isinstance(hook, Hook) for hook in built)
     targets = [entry._target_ for entry in [*cfg.hooks.values(), *cfg.logger.values()] if "_target_" in entry]
     assert len(targets) == len(built) and all(target.startswith(HOOK_MODULES[0].rstrip("*")) for target in targets)

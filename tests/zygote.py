@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import pkgutil
 import runpy
 import select
 import sys
@@ -43,9 +44,10 @@ def preload() -> None:
     import qa_lab.studies.loop  # noqa: F401
     import qa_lab.studies.sweeper  # noqa: F401
     import qa_lab.training.recipe  # noqa: F401
-    for name in ("data_report", "metrics_file", "epoch_log", "best_model", "trial", "checkpoints", "summary", "tracker",
-                 "wandb_tracker", "mlflow_tracker", "tensorboard_tracker"):
-        __import__(f"qa_lab.training.hooks.{name}")
+    import qa_lab.training.hooks as hooks
+
+    for module in pkgutil.iter_modules(hooks.__path__):
+        __import__(f"{hooks.__name__}.{module.name}")
 
 
 def run_child(request: dict) -> None:

@@ -23,6 +23,7 @@ class Splits:
     validation: pd.DataFrame
     report: dict[str, SplitReport] = field(default_factory=dict)
     version_2: bool = False  # SQuAD v2: unanswerable questions are trained on and scored
+    sources: dict[str, str] = field(default_factory=dict)  # where each split came from, for people to read
 
 
 def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
@@ -47,7 +48,9 @@ def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
     reports = {"train": train_report, "validation": validation_report}
     for split, report in reports.items():
         _warn_repairs(where.get(split, where["train"]), report)
-    return Splits(train, validation, reports, version_2)
+    sources = {"train": where["train"],
+               "validation": where.get("validation", f"held out of {where['train']} ({data.validation_fraction:.0%}, by context)")}
+    return Splits(train, validation, reports, version_2, sources)
 
 
 def split_by_context(frame: pd.DataFrame, fraction: float, seed: int, by: str = "context") -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -42,7 +42,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import (
 )
 from omegaconf import DictConfig, OmegaConf
 
-from qa_lab.core.errors import ConfigError
+from qa_lab.core.errors import ConfigError, exit_on_user_error, require
 from qa_lab.core.secrets import mask_text
 from qa_lab.studies.trial import make_pruner, trial_id
 
@@ -52,6 +52,7 @@ RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, *RUNNING)  # towards n_trials
 SAMPLER_MODULES = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")  # as the official sweeper
 RESULTS_FILE = "optimization_results.yaml"
+RUN_DIR_ATTR = "run_dir"  # the trial's user attribute with its run folder
 # a worker with nothing left to claim checks this often whether other workers' trials have ended
 WAIT_FOR_OTHERS_SECONDS = 2
 
@@ -82,6 +83,9 @@ class StudyLoop(OptunaSweeperImpl):
         self.counted = COUNTED  # trial states that count towards n_trials
 
     def sweep(self, arguments: list[str]) -> None:
+        with exit_on_user_error():
+            require(not OmegaConf.select(self.config, "hub.push"), "hub.push", "a sweep does not push its trials to the Hub",
+                    "leave hub.push off and push the best trial's folder afterwards: qa-lab push <its folder> --repo-id <user/name>")
         self._process_searchspace_config()
         distributions, fixed_params, fixed_overrides = create_params_from_overrides(
             self._parse_sweeper_params_config() + list(arguments)
@@ -119,6 +123,8 @@ class StudyLoop(OptunaSweeperImpl):
             with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
                 [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)
             self.job_idx += 1
+            if result.working_dir:  # where the trial's run folder is: `qa-lab push` of the best trial needs it
+                trial.set_user_attr(RUN_DIR_ATTR, result.working_dir)
             if _tell(study, trial, result) == optuna.trial.TrialState.FAIL:
                 failed.add(trial.number)
                 if len(failed) > self.max_failure_rate * self.n_trials:
@@ -194,9 +200,25 @@ class StudyLoop(OptunaSweeperImpl):
             log.warning("study %s has no completed trial yet: %s", self.study_name, states)
         else:
             results |= {"best_trial": best.number, "best_params": best.params, "best_value": best.value}
-            print(f"Best trial of {self.study_name}: #{best.number}, {self.direction} {best.value}, params {best.params}")
         Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), Path(self.sweep_dir) / RESULTS_FILE)
+        if "best_trial" in results:
+            print("\n".join(self._report_lines(best, states)))
+
+    def _report_lines(self, best: optuna.trial.FrozenTrial, states: dict[str, int]) -> list[str]:
+        """The block a sweep ends with: the study's best trial, where its files are, what comes next."""
+        counts = ", ".join(f"{count} {state}" for state, count in states.items() if count)
+        run_dir = best.user_attrs.get(RUN_DIR_ATTR, "<the best trial's run folder>")
+        return [
+            f"Best trial of {self.study_name}: #{best.number}, {self.direction} {best.value}, params {best.params}",
+            f"  study: {counts}; n_trials {self.n_trials}; storage {mask_text(self.storage)}",
+            f"  best trial's run folder: {run_dir}",
+            f"  sweep folder: {self.sweep_dir} ({RESULTS_FILE})",
+            "  next:",
+            f"    qa-lab compare {self.sweep_dir}",
+            f"    qa-lab push {run_dir} --repo-id <user/name>",
+            f"    optuna-dashboard {mask_text(self.storage)}",
+        ]
 
 
 @contextmanager

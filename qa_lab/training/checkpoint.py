@@ -37,7 +37,7 @@ PREFIX = "step-"
 # what must match between a checkpoint and the run resuming it: everything that shapes training
 TRAINING_KEYS = ("model", "data", "trainer", "postprocess", "objective")
 # trainer keys that may change on resume: they do not change what is computed
-FREE_TRAINER_KEYS = ("resume", "checkpoint", "log_every_n_steps", "eval_batch_size")
+FREE_TRAINER_KEYS = ("resume", "checkpoint", "log_every_n_steps", "progress_every_seconds", "eval_batch_size")
 
 
 def training_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +76,10 @@ def save(accelerator: Accelerator, run_dir: Path, state: LoopState, training: di
     if accelerator.is_main_process:
         state.best_checkpoint = loop["best_checkpoint"]
         _prune(folder, keep_last, state.best_checkpoint)
-        log.info("checkpoint %s (epoch %d, %d batches done)", final, state.epoch, state.batches_done)
+        if state.batches_done:  # within an epoch
+            log.info("checkpoint %s (epoch %d, %d batches done)", final, state.epoch, state.batches_done)
+        else:  # at an epoch's end the state already points at the next epoch, which may never run
+            log.info("checkpoint %s (after epoch %d, optimiser step %d)", final, state.epoch - 1, state.step)
     accelerator.wait_for_everyone()
 
 

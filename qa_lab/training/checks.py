@@ -23,6 +23,8 @@ def check_settings(cfg: DictConfig) -> None:
         )
     check_data(cfg.data)
     check_trainer(cfg.trainer)
+    require(not cfg.hub.push or bool(cfg.hub.repo_id), "hub.repo_id", "hub.push=true needs the repository to push to",
+            "hub.repo_id=<user or organisation>/<name>")
     require(cfg.objective in OBJECTIVES, "objective", f"unknown objective '{cfg.objective}'", f"one of {OBJECTIVES}")
 
 

@@ -59,6 +59,8 @@ class Step:
     """An optimiser step that just ended."""
 
     number: int  # optimiser steps so far
+    epoch: int  # the epoch it belongs to
+    samples: int  # training samples of this epoch so far (all processes)
     loss: float  # the step's training loss
     learning_rate: float
     log: bool  # a logging step (every trainer.log_every_n_steps)

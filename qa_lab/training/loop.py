@@ -96,6 +96,8 @@ def _train_batches(run: Run, hooks: Hooks, batches: Iterable[dict[str, torch.Ten
             last = state.step >= run.parts.total_steps
             hooks.step_end(run, Step(
                 number=state.step,
+                epoch=state.epoch,
+                samples=samples,
                 loss=loss.item(),
                 learning_rate=run.parts.scheduler.get_last_lr()[0],
                 log=state.step % run.trainer.log_every_n_steps == 0,

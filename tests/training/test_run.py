@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,18 @@ from tests.helpers import (
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny_run")]
 
 
+PROGRESS_EVERY = 0.1  # seconds between progress lines: several per epoch of the tiny run
+PROGRESS = re.compile(
+    r"^\[(?P<time>[\d-]+ [\d:,]+)\]\[qa_lab\.training\.hooks\.progress_log\]\[INFO\] - epoch (?P<epoch>\d)/2 \| "
+    r"step (?P<step>\d+)/(?P<total>\d+) \| loss (?P<loss>[\d.]+) \| (?P<rate>[\d.]+) samples/s \| training time left \d+s$",
+    re.MULTILINE,
+)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
-    done = run_py(run_dir, *TINY_RUN)
+    done = run_py(run_dir, *TINY_RUN, f"trainer.progress_every_seconds={PROGRESS_EVERY}")
     assert done.returncode == 0, done.stderr[-3000:]
     return run_dir, done
 
@@ -101,6 +111,7 @@ def test_best_model_loads_in_a_pipeline(tiny_run):
     import qa_lab.pipeline  # noqa: F401 - registers the question-answering task (dropped by transformers 5.3)
 
     run_dir, _ = tiny_run
+    assert (run_dir / "best" / "README.md").is_file()  # the model card does not stand in the pipeline's way
     answerer = pipeline("question-answering", model=str(run_dir / "best"))
     answer = answerer(question="Where was Ada born?", context="Ada was born in London in 1815.")
     assert isinstance(answer["answer"], str) and 0 <= answer["start"] <= answer["end"] <= 31
@@ -121,6 +132,66 @@ def test_one_readable_line_per_epoch(tiny_run):
     log = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() else done.stdout + done.stderr
     epoch_lines = [line for line in log.splitlines() if "| EM " in line]
     assert len(epoch_lines) == 2 and epoch_lines[0].split("epoch ")[1].startswith("1 |")
+
+
+def test_progress_lines_at_the_configured_cadence_without_a_terminal(tiny_run):
+    run_dir, _ = tiny_run
+    lines = list(PROGRESS.finditer((run_dir / "run.log").read_text()))
+    per_epoch = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["step"]
+    assert len(lines) >= 2 and {int(line["epoch"]) for line in lines} == {1, 2}
+    assert all(int(line["total"]) == 2 * per_epoch for line in lines)
+    steps = [int(line["step"]) for line in lines]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    times = [datetime.strptime(line["time"], "%Y-%m-%d %H:%M:%S,%f") for line in lines]
+    same_epoch = [(b - a).total_seconds() for a, b, first, second in zip(times, times[1:], lines, lines[1:]) if first["epoch"] == second["epoch"]]
+    assert same_epoch and min(same_epoch) >= PROGRESS_EVERY - 0.002  # the log's times have millisecond resolution
+    assert all(float(line["rate"]) > 0 for line in lines)
+
+
+def test_the_run_ends_with_a_summary_block(tiny_run):
+    run_dir, done = tiny_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    best = summary["best"]
+    log = done.stdout + done.stderr
+    block = log[log.index("run complete in "):].splitlines()
+    assert f"best epoch {summary['best_epoch']} of 2 evaluated: EM {best['exact_match']:.2f} | F1 {best['f1']:.2f}" in block[1]
+    windows = json.loads((run_dir / "data_report.json").read_text())["features"]["validation"]["windows"]
+    assert block[2].strip() == f"validation: synthetic validation, 32 questions ({windows} windows), SQuAD v1.1 scoring"
+    assert block[3].strip() == f"run folder: {run_dir}"
+    commands = [line.strip() for line in block[block.index("  next:") + 1 :] if line.startswith("    ")]
+    [wandb_run] = (run_dir / "wandb").glob("offline-run-*")
+    assert commands[:3] == [
+        f"qa-lab compare {run_dir}",
+        f"qa-lab predict --model {run_dir / 'best'} --data <questions file> --out answers.json",
+        f"qa-lab push {run_dir} --repo-id <user/name>",
+    ]
+    assert f"wandb sync {wandb_run}" in commands
+    assert summary["push"] == {"state": "off"}
+    assert summary["trackers"]["wandb"]["view"] == f"wandb sync {wandb_run}"
+
+
+def test_checkpoint_lines_name_epochs_that_ran(tiny_run):
+    run_dir, _ = tiny_run
+    lines = [line for line in (run_dir / "run.log").read_text().splitlines() if "][qa_lab.training.checkpoint]" in line]
+    assert [re.search(r"\((after epoch \d)", line)[1] for line in lines] == ["after epoch 1", "after epoch 2"]
+
+
+def test_the_model_card_holds_the_runs_scores(tiny_run):
+    from huggingface_hub import ModelCard
+
+    run_dir, _ = tiny_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    card = ModelCard.load(run_dir / "best" / "README.md")
+    results = {result.metric_type: result for result in card.data.eval_results}
+    assert results["exact_match"].metric_value == summary["best"]["exact_match"]
+    assert results["f1"].metric_value == summary["best"]["f1"]
+    assert {result.task_type for result in results.values()} == {"question-answering"}
+    assert results["f1"].dataset_type == "qa-lab-synthetic" and results["f1"].dataset_split == "validation"
+    assert card.data.pipeline_tag == "question-answering" and card.data.base_model is None  # tiny: random weights
+    for fingerprint in summary["data_fingerprints"].values():
+        assert fingerprint in card.text
+    assert "| max_length | 128 |" in card.text and "| stride | 32 |" in card.text and "| seed | 42 |" in card.text
+    assert f"epoch {summary['best_epoch']}." in card.text and "SQuAD v1.1 scoring" in card.text
 
 
 def test_predict_command_writes_predictions_for_a_long_context_file(tiny_run, xquad_file, tmp_path):

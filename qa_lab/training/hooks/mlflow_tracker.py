@@ -49,7 +49,8 @@ class MlflowTracker(Tracker):
         else:
             self.run_id = self.client.create_run(experiment_id, run_name=f"{run.name}-{run.folder.name}", tags=_tags(run)).info.run_id
             _log_params(self.client, self.run_id, run.config)
-        return self.run_id, {"state": "logged", "tracking_uri": self.uri, "experiment": experiment, "run_id": self.run_id}
+        view = self.uri if self.uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {self.uri}"
+        return self.run_id, {"state": "logged", "tracking_uri": self.uri, "experiment": experiment, "run_id": self.run_id, "view": view}
 
     def _experiment_id(self, name: str) -> str:
         """The experiment's id, created when it is new (by this process or, in a sweep, by another worker)."""

@@ -42,7 +42,7 @@ class TensorBoardTracker(Tracker):
             for summary in (experiment, start):
                 self.writer.file_writer.add_summary(summary)
             self.writer.add_text("config", f"```\n{json.dumps(run.config, indent=1)}\n```")
-        return str(folder), {"state": "logged", "log_dir": str(folder)}
+        return str(folder), {"state": "logged", "log_dir": str(folder), "view": f"tensorboard --logdir {folder}"}
 
     def log(self, values: dict[str, float], axis: str, step: int) -> None:
         for key, value in values.items():

@@ -8,8 +8,9 @@ so that each dashboard shows the same run the same way:
 - run end: the best epoch's scores, and the run closed as complete, pruned or failed.
 
 A tracker never costs the run: one that cannot start, or breaks later (a server gone, a locked database),
-logs one warning and is off from then on. summary.json's `trackers` holds each tracker's state and where
-its run is; the checkpoint keeps each run's id, so a resumed run goes on logging into the same one.
+logs one warning and is off from then on. summary.json's `trackers` holds each tracker's state, where
+its run is and how to view it (`view`: a command or a URL); the checkpoint keeps each run's id, so a
+resumed run goes on logging into the same one.
 """
 
 from __future__ import annotations

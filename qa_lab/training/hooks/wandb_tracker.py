@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,7 +73,9 @@ class WandbTracker(Tracker):
         self.run.define_metric(STEP_AXIS)
         self.run.define_metric("train/*", step_metric=STEP_AXIS)
         log.info("W&B run %s (%s mode) in %s", self.run.id, mode, self.run.dir)
-        return self.run.id, {"state": mode, "run_id": self.run.id, "dir": self.run.dir}
+        # offline: `wandb sync` uploads the run's folder (the parent of its files/) later
+        view = f"wandb sync {Path(self.run.dir).parent}" if mode == "offline" else self.run.url
+        return self.run.id, {"state": mode, "run_id": self.run.id, "dir": self.run.dir, "view": view}
 
     def log(self, values: dict[str, float], axis: str, step: int) -> None:
         self.run.log({axis: step, **values})
