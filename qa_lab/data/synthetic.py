@@ -640,7 +640,7 @@ class Shape:
 
 def _paragraph(rng: random.Random, names: _Names, shape: Shape) -> tuple[Kind, dict[str, str], str, dict[str, int]]:
     """One subject's paragraph: its kind, every fact's value (stated or not), the context, and the offset
-    of each stated fact in it."""
+    of each stated fact in it (askable or not)."""
     long_context = rng.random() < shape.long_context_fraction
     kind = rng.choice(KINDS)
     draw = _Values(rng, names)
@@ -676,7 +676,23 @@ def _paragraph(rng: random.Random, names: _Names, shape: Shape) -> tuple[Kind, d
         context = f"{context} {text}" if context else text
         for field, offset in found.items():
             offsets.setdefault(field, start + offset)
-    return kind, values, context, {fact: offsets[fact] for fact in kind.questions if fact in offsets}
+    return kind, values, context, {fact: offsets[fact] for fact in kind.facts if fact in offsets}
+
+
+def answer_type(value_kind: str) -> str:
+    """What an answer looks like: counts, measures and reasons of any kind look alike."""
+    if value_kind in COUNTS:
+        return "count"
+    if value_kind in MEASURES:
+        return "measure"
+    return "reason" if value_kind.endswith("reason") else value_kind
+
+
+def _has_distractor(kind: Kind, fact: str, stated: dict[str, int]) -> bool:
+    """Whether the paragraph states another value of `fact`'s answer type (the subject's name counts)."""
+    wanted = answer_type(kind.facts[fact])
+    others = [kind.facts[other] for other in stated if other != fact] + [kind.subject]
+    return any(answer_type(other) == wanted for other in others)
 
 
 def _split(split: int, count: int, seed: int, shape: Shape, unanswerable_fraction: float) -> pd.DataFrame:
@@ -690,7 +706,8 @@ def _split(split: int, count: int, seed: int, shape: Shape, unanswerable_fractio
     rows: list[dict] = []
     while len(rows) < count:
         kind, values, context, offsets = _paragraph(rng, names, shape)
-        answerable = list(offsets)
+        # only facts with another value of their type in the paragraph are asked: the answer is never "the year"
+        answerable = [fact for fact in kind.questions if fact in offsets and _has_distractor(kind, fact, offsets)]
         rng.shuffle(answerable)
         missing = [fact for fact in kind.questions if fact not in offsets]
         size = min(rng.randint(*QUESTIONS_PER_PARAGRAPH), count - len(rows), len(answerable))
@@ -704,7 +721,7 @@ def _split(split: int, count: int, seed: int, shape: Shape, unanswerable_fractio
                 question = rng.choice(kind.questions[fact]).format(**values)
                 answers = {"text": [], "answer_start": []}
             else:  # the same kind of question about a subject the paragraph does not mention
-                templates = [t for fact in offsets for t in kind.questions[fact] if "{s}" in t]
+                templates = [t for fact in kind.questions if fact in offsets for t in kind.questions[fact] if "{s}" in t]
                 other = values | {"s": names.make(kind.subject)}
                 question = rng.choice(templates).format(**other)
                 answers = {"text": [], "answer_start": []}

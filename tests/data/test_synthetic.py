@@ -11,15 +11,15 @@ import sys
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
+from qa_lab.core.conf import conf_file
 from qa_lab.core.errors import ConfigError
 from qa_lab.data.examples import fingerprint
 from qa_lab.data.synthetic import (
     COLOURS,
-    COUNTS,
     FILLER,
     KINDS,
-    MEASURES,
     MONTHS,
     NAME_FORMS,
     ORG_SUFFIXES,
@@ -28,6 +28,7 @@ from qa_lab.data.synthetic import (
     PRONOUNS,
     QUESTIONS_PER_PARAGRAPH,
     Kind,
+    answer_type,
     make_synthetic,
 )
 
@@ -140,7 +141,16 @@ def test_no_paragraph_or_name_shared_between_splits(data):
     assert names(train) & names(validation) <= fixed
 
 
-def test_every_answer_has_a_same_type_distractor_in_its_paragraph(data):
+@pytest.fixture(scope="module")
+def default_shape() -> dict[str, pd.DataFrame]:
+    """The data `python run.py` trains on (conf/data/synthetic.yaml): short paragraphs."""
+    options = OmegaConf.to_container(conf_file("data", "synthetic.yaml").synthetic)
+    return make_synthetic(**options)
+
+
+@pytest.mark.parametrize("shape", ["data", "default_shape"])
+def test_every_answer_has_a_same_type_distractor_in_its_paragraph(shape, request):
+    data = request.getfixturevalue(shape)
     checked = 0
     for context, text, start in answered(data["train"]):
         kind = next((kind for kind, pattern in SPANS.items() if re.fullmatch(pattern, text)), None)
@@ -155,13 +165,6 @@ def test_every_answer_has_a_same_type_distractor_in_its_paragraph(data):
 def test_every_fact_asked_is_stated_next_to_another_of_its_type():
     """Structurally, for every kind of subject: paraphrases state the same facts, and each fact that can be
     asked shares its paragraph with another value of the same answer type (the subject counts)."""
-
-    def answer_type(value_kind: str) -> str:
-        if value_kind in COUNTS:
-            return "count"
-        if value_kind in MEASURES:
-            return "measure"
-        return "reason" if value_kind.endswith("reason") else value_kind
 
     def facts(kind: Kind, templates: tuple[str, ...]) -> set[str]:
         stated = [{f for _, f, _, _ in string.Formatter().parse(t) if f in kind.facts} for t in templates]
@@ -195,6 +198,27 @@ def test_long_contexts_put_answers_beyond_the_first_window(data, tokenizer):
     assert max(len(ids) for ids in tokenizer(list(ordinary), add_special_tokens=False)["input_ids"]) < WINDOW
 
 
+def test_the_default_shape_is_short_with_some_contexts_past_one_window(default_shape, tokenizer):
+    """conf's paragraphs: the stated fact sentences in the configured range, most paragraphs in one window of
+    data.max_length, the long ones past it with answers in a later window."""
+    data = conf_file("data", "synthetic.yaml")
+    low, high = data.synthetic.fact_sentences
+    frame = default_shape["train"]
+    contexts = list(frame["context"].unique())
+    sentences = [len(re.findall(r"[.?!](?: |$)", context)) for context in contexts]
+    lengths = [len(ids) for ids in tokenizer(contexts, add_special_tokens=False)["input_ids"]]
+    window = data.max_length  # a context longer than the whole window cannot fit in one
+    long = {context for context, length in zip(contexts, lengths) if length > window}
+    assert 0.05 < len(long) / len(contexts) < 0.2  # long_context_fraction=0.1
+    ordinary = [count for context, count in zip(contexts, sentences) if context not in long]
+    assert min(ordinary) >= 1 + low and max(ordinary) <= 1 + high + 2  # introduction + facts + up to 2 background
+    assert sorted(lengths)[len(lengths) // 2] < window * 0.75
+    encoded = tokenizer(contexts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    offsets = dict(zip(contexts, encoded))
+    late = [next(i for i, (_, end) in enumerate(offsets[c]) if end > start) > window for c, _, start in answered(frame) if c in long]
+    assert sum(late) > 0.2 * len(late)
+
+
 def test_unanswerable_fraction_is_honoured(with_unanswerable, data):
     for frame in with_unanswerable.values():
         empty = frame["answers"].map(lambda a: a["text"] == [] and a["answer_start"] == [])
@@ -209,7 +233,8 @@ def test_unanswerable_fraction_is_honoured(with_unanswerable, data):
 
 
 @pytest.mark.parametrize(
-    "arguments", [{"num_train": -1}, {"long_context_fraction": 1.5}, {"unanswerable_fraction": -0.1}]
+    "arguments", [{"num_train": -1}, {"long_context_fraction": 1.5}, {"unanswerable_fraction": -0.1},
+                  {"fact_sentences": [3, 2]}, {"fact_sentences": [0, 2]}, {"long_filler_words": -1}]
 )
 def test_invalid_arguments_are_config_errors(arguments):
     with pytest.raises(ConfigError):
