@@ -123,8 +123,8 @@ class StudyLoop(OptunaSweeperImpl):
             with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
                 [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)
             self.job_idx += 1
-            if result.working_dir:  # where the trial's run folder is: `qa-lab push` of the best trial needs it
-                trial.set_user_attr(RUN_DIR_ATTR, result.working_dir)
+            if result.hydra_cfg is not None:  # where the trial's run folder is: `qa-lab push` of the best trial needs it
+                trial.set_user_attr(RUN_DIR_ATTR, str(result.hydra_cfg.hydra.runtime.output_dir))
             if _tell(study, trial, result) == optuna.trial.TrialState.FAIL:
                 failed.add(trial.number)
                 if len(failed) > self.max_failure_rate * self.n_trials:

@@ -75,6 +75,12 @@ def test_a_study_records_every_trial_its_epochs_and_its_inspect_wandb(tmp_path):
     assert results["best_value"] == best.value and results["best_params"] == best.params
     assert results["trials"]["COMPLETE"] == 3
     assert f"Best trial of {name}: #{best.number}" in done.stdout
+    # the closing block: where the best trial's files are and what comes next
+    best_dir = trial_dir(tmp_path, name, best.number)
+    assert best.user_attrs["run_dir"] == str(best_dir)
+    assert f"  best trial's run folder: {best_dir}\n" in done.stdout and "  study: 3 COMPLETE; n_trials 3;" in done.stdout
+    assert f"    qa-lab push {best_dir} --repo-id <user/name>\n" in done.stdout
+    assert f"    qa-lab compare {tmp_path / 'sweeps' / name}\n" in done.stdout
 
 
 def test_an_aggressive_pruner_stops_trials_after_their_first_epoch(tmp_path):

@@ -154,7 +154,7 @@ def test_the_run_ends_with_a_summary_block(tiny_run):
     best = summary["best"]
     log = done.stdout + done.stderr
     block = log[log.index("run complete in "):].splitlines()
-    assert f"best epoch {summary['best_epoch']} of 2 evaluated: EM {best['exact_match']:.2f} | F1 {best['f1']:.2f}" in block[1]
+    assert f"best epoch {summary['best_epoch']} of 2: EM {best['exact_match']:.2f} | F1 {best['f1']:.2f}" in block[1]
     windows = json.loads((run_dir / "data_report.json").read_text())["features"]["validation"]["windows"]
     assert block[2].strip() == f"validation: synthetic validation, 32 questions ({windows} windows), SQuAD v1.1 scoring"
     assert block[3].strip() == f"run folder: {run_dir}"

@@ -35,9 +35,10 @@ def report_lines(run: Run, status: str) -> list[str]:
     wall = duration(time.perf_counter() - run.started)
     ended = f"pruned after epoch {run.stop.epoch}" if status == "pruned" and run.stop else status
     lines = [f"run {ended} in {wall}: {run.name}"]
-    if best is not None:
-        epochs = len(run.state.history)
-        lines.append(f"  best epoch {best['epoch']} of {epochs} evaluated: {_scores(best)}")
+    if best is not None and best["epoch"] == 0:
+        lines.append(f"  evaluated without training (trainer.epochs=0): {_scores(best)}")
+    elif best is not None:
+        lines.append(f"  best epoch {best['epoch']} of {len(run.state.history)}: {_scores(best)}")
     lines.append(f"  validation: {splits.sources['validation']}, {len(splits.validation):,} questions "
                  f"({len(run.data.eval_windows):,} windows), SQuAD v{'2.0' if run.data.version_2 else '1.1'} scoring")
     lines.append(f"  run folder: {run.folder}")
