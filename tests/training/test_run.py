@@ -216,11 +216,13 @@ def test_a_failing_job_does_not_end_a_multirun(tmp_path):
 
 
 def test_progress_bars_on_a_terminal_only(tmp_path):
-    """Bars for training and evaluation on a terminal; none in captured output, logs and CI."""
-    command = shlex.join([sys.executable, "run.py", f"hydra.run.dir={tmp_path / 'tty'}", "debug=fast"])
+    """Bars for training and evaluation on a terminal (and no progress lines there); none in captured output,
+    logs and CI."""
+    command = shlex.join([sys.executable, "run.py", f"hydra.run.dir={tmp_path / 'tty'}", "debug=fast", "trainer.progress_every_seconds=0.01"])
     terminal = f"stty cols 120 rows 40; {command}"  # `script` gives a pseudo-terminal, of zero width unless told
     on_terminal = subprocess.run(["script", "-qec", terminal, "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert on_terminal.returncode == 0, on_terminal.stdout[-2000:]
     assert "epoch 1:" in on_terminal.stdout and "eval:" in on_terminal.stdout and "it/s" in on_terminal.stdout
+    assert "training time left" not in on_terminal.stdout  # the bar, not progress lines, on a terminal
     captured = run_py(tmp_path / "captured", "debug=fast")
     assert captured.returncode == 0 and "it/s" not in captured.stderr + captured.stdout
