@@ -25,7 +25,9 @@ def test_defaults_are_offline(minilm_path):
     assert cfg.model.name_or_path == minilm_path and Path(minilm_path, "model.safetensors").is_file()
     assert cfg.data.source == "synthetic"
     assert list(cfg.logger) == ["wandb"] and cfg.logger.wandb.mode == "auto"
-    assert (cfg.data.max_length, cfg.data.stride) == (384, 128)
+    assert (cfg.data.max_length, cfg.data.stride) == (192, 64)  # the generated data's short paragraphs
+    squad = composed("data=squad").data
+    assert (squad.max_length, squad.stride) == (384, 128)  # every other data option: the SQuAD scripts' windows
     for key in ("max_train_samples", "max_eval_samples", "train_file", "validation_file"):
         assert key in cfg.data
     for key in ("lr", "epochs", "batch_size", "seed"):

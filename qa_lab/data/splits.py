@@ -48,8 +48,9 @@ def load_splits(data: DictConfig, hub_timeout: float) -> Splits:
     reports = {"train": train_report, "validation": validation_report}
     for split, report in reports.items():
         _warn_repairs(where.get(split, where["train"]), report)
+    held_out = "validation" not in where
     sources = {"train": where["train"],
-               "validation": where.get("validation", f"held out of {where['train']} ({data.validation_fraction:.0%}, by context)")}
+               "validation": f"held out of {where['train']} ({data.validation_fraction:.0%}, by context)" if held_out else where["validation"]}
     return Splits(train, validation, reports, version_2, sources)
 
 

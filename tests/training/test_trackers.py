@@ -28,7 +28,7 @@ def epochs(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("trackers") / "run"
-    done = run_py(run_dir, *TINY_RUN, "logger=[mlflow,tensorboard]", *mlflow_in(run_dir))
+    done = run_py(run_dir, *TINY_RUN, "logger=[mlflow,tensorboard]", "trainer.log_every_n_steps=4", *mlflow_in(run_dir))
     assert done.returncode == 0, done.stderr[-3000:]
     return run_dir
 
@@ -38,6 +38,7 @@ def test_mlflow_holds_the_config_every_epochs_scores_and_the_status(tracked):
     [run] = mlflow_runs(tracked / "mlflow.db", "qa-lab")
     assert summary["trackers"]["mlflow"] == {
         "state": "logged", "tracking_uri": f"sqlite:///{tracked}/mlflow.db", "experiment": "qa-lab", "run_id": run.info.run_id,
+        "view": f"mlflow ui --backend-store-uri sqlite:///{tracked}/mlflow.db",
     }
     params = run.data.params
     assert params["model.short_name"] == "tiny" and params["trainer.seed"] == str(summary["seed"])
@@ -49,7 +50,8 @@ def test_mlflow_holds_the_config_every_epochs_scores_and_the_status(tracked):
 
 def test_tensorboard_holds_the_same_epochs_the_steps_and_the_config(tracked):
     summary = json.loads((tracked / "summary.json").read_text())
-    assert summary["trackers"]["tensorboard"] == {"state": "logged", "log_dir": str(tracked / "tensorboard")}
+    assert summary["trackers"]["tensorboard"] == {
+        "state": "logged", "log_dir": str(tracked / "tensorboard"), "view": f"tensorboard --logdir {tracked / 'tensorboard'}"}
     events = tensorboard_events(tracked / "tensorboard")
     recorded = epochs(tracked)
     for key in ("f1", "exact_match"):  # TensorBoard keeps 32-bit floats
