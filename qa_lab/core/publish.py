@@ -15,6 +15,7 @@ from typing import Any
 from qa_lab.core.artifacts import write_text
 from qa_lab.core.errors import QALabError
 from qa_lab.core.hub import hub_endpoint, hub_reachable
+from qa_lab.core.records import THRESHOLD_KEY
 
 CARD_FILE = "README.md"
 TASK = "question-answering"
@@ -98,8 +99,8 @@ def _card_text(facts: CardFacts, version: str, scores: tuple[tuple[str, str, str
         "|---|---|",
         *(f"| {label} | {best[key]:.2f} |" for key, _, label in scores if key in best),
     ]
-    if facts.version_2 and "null_score_diff_threshold" in best:
-        lines.append(f"| null score threshold | {best['null_score_diff_threshold']:.3f} |")
+    if facts.version_2 and THRESHOLD_KEY in best:  # the threshold the answers were given with
+        lines.append(f"| null score threshold | {best[THRESHOLD_KEY]:.3f} |")
     lines += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {label} | {_select(config, key)} |" for label, key in SETTINGS]
     versions = facts.provenance["versions"]

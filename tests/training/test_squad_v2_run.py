@@ -60,6 +60,24 @@ def test_every_epoch_logs_hasans_noans_and_the_best_threshold(v2_run):
     assert report["version_2"] is True and report["splits"]["train"]["unanswerable"] > 0
 
 
+def test_the_closing_block_and_the_model_card_carry_the_v2_scores(v2_run):
+    from huggingface_hub import ModelCard
+
+    best = json.loads((v2_run / "summary.json").read_text())["best"]
+    log = (v2_run / "run.log").read_text()
+    scores = (f"EM {best['exact_match']:.2f} | F1 {best['f1']:.2f} | HasAns F1 {best['HasAns_f1']:.2f} | "
+              f"NoAns F1 {best['NoAns_f1']:.2f} | null threshold {best['null_threshold']:.3f}")
+    assert f"  best epoch {best['epoch']} of 2: {scores}\n" in log and "SQuAD v2.0 scoring" in log
+    card = ModelCard.load(v2_run / "best" / "README.md")
+    results = {result.metric_name: result.metric_value for result in card.data.eval_results}
+    assert results == {
+        "Exact match (SQuAD v2.0 scoring)": best["exact_match"], "F1 (SQuAD v2.0 scoring)": best["f1"],
+        "F1 on answerable questions (SQuAD v2.0 scoring)": best["HasAns_f1"],
+        "F1 on unanswerable questions (SQuAD v2.0 scoring)": best["NoAns_f1"],
+    }
+    assert "squad-v2.0" in card.data.tags and f"| null score threshold | {best['null_threshold']:.3f} |" in card.text
+
+
 def test_null_odds_decide_the_saved_predictions_and_rescore_officially(v2_run, v2_validation):
     predictions = json.loads((v2_run / "predictions.json").read_text())
     null_odds = json.loads((v2_run / "null_odds.json").read_text())
