@@ -15,7 +15,7 @@ from typing import Any
 from qa_lab.core.artifacts import write_text
 from qa_lab.core.errors import QALabError
 from qa_lab.core.hub import hub_endpoint, hub_reachable
-from qa_lab.core.records import THRESHOLD_KEY
+from qa_lab.core.records import THRESHOLD_KEY, flatten
 
 CARD_FILE = "README.md"
 TASK = "question-answering"
@@ -102,7 +102,8 @@ def _card_text(facts: CardFacts, version: str, scores: tuple[tuple[str, str, str
     if facts.version_2 and THRESHOLD_KEY in best:  # the threshold the answers were given with
         lines.append(f"| null score threshold | {best[THRESHOLD_KEY]:.3f} |")
     lines += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {label} | {_select(config, key)} |" for label, key in SETTINGS]
+    settings = flatten(config)
+    lines += [f"| {label} | {settings.get(key)} |" for label, key in SETTINGS]
     versions = facts.provenance["versions"]
     lines += [
         "",
@@ -127,13 +128,6 @@ def _card_text(facts: CardFacts, version: str, scores: tuple[tuple[str, str, str
         "",
     ]
     return "\n".join(lines)
-
-
-def _select(config: dict[str, Any], dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def push_folder(folder: Path, repo_id: str, private: bool, timeout: float) -> dict[str, Any]:

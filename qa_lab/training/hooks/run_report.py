@@ -10,6 +10,7 @@ from typing import Any
 from qa_lab.core.formatting import duration
 from qa_lab.core.records import THRESHOLD_KEY
 from qa_lab.training.context import Run
+from qa_lab.training.hooks.epoch_log import score_parts
 from qa_lab.training.hooks import Hook
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ def report_lines(run: Run, status: str) -> list[str]:
 
 
 def _scores(record: dict[str, Any]) -> str:
-    parts = [f"EM {record['exact_match']:.2f}", f"F1 {record['f1']:.2f}"]
-    parts += [f"{name} F1 {record[key]:.2f}" for name, key in (("HasAns", "HasAns_f1"), ("NoAns", "NoAns_f1")) if key in record]
+    parts = score_parts(record)
     if THRESHOLD_KEY in record:
         parts.append(f"null threshold {record[THRESHOLD_KEY]:.3f}")
     return " | ".join(parts)
