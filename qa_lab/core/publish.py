@@ -137,7 +137,7 @@ def push_folder(folder: Path, repo_id: str, private: bool, timeout: float) -> di
     seconds, or the Hub refuses (a wrong repository name, a token without write access)."""
     from huggingface_hub import HfApi, get_token
 
-    if not (folder / CARD_FILE).is_file() and not any(folder.glob("*.safetensors")):
+    if not any(folder.glob("*.safetensors")):  # save_pretrained's weights: a card alone is no model
         raise PushError(f"{folder} holds no model to push", where=str(folder), fix="give a run folder whose best/ was written")
     if not get_token():
         raise PushError("no Hugging Face token", fix="set HF_TOKEN (a token with write access), or run `hf auth login`")
