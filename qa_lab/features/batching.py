@@ -6,6 +6,8 @@ padding each batch to its longest window, with windows of similar length batched
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -27,16 +29,17 @@ class WindowIndex(Dataset):
 
 
 class Collator:
-    """Pads a batch of windows to its longest one, on the tokenizer's padding side."""
+    """Pads a batch of windows to its longest one (rounded up to a multiple of `pad_multiple`, at most the
+    longest window of all), on the tokenizer's padding side."""
 
-    def __init__(self, windows: Windows, pad_token_id: int, pad_left: bool, with_labels: bool) -> None:
+    def __init__(self, windows: Windows, pad_token_id: int, pad_left: bool, with_labels: bool, pad_multiple: int = 1) -> None:
         self.windows, self.pad_token_id, self.pad_left, self.with_labels = windows, pad_token_id, pad_left, with_labels
-        self.starts = windows.starts
+        self.starts, self.pad_multiple, self.widest = windows.starts, pad_multiple, int(windows.lengths.max(initial=1))
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         index = np.asarray(indices, dtype=np.int64)
         lengths = self.windows.lengths[index]
-        width = int(lengths.max())
+        width = min(-(-int(lengths.max()) // self.pad_multiple) * self.pad_multiple, self.widest)
         positions = np.arange(width)
         shift = (width - lengths)[:, None] if self.pad_left else 0
         real = (positions >= shift) & (positions < shift + lengths[:, None])
@@ -86,13 +89,28 @@ class LengthGroupedBatches(Sampler[list[int]]):
             yield batches[batch_number]
 
 
-def train_loader(windows: Windows, batch_size: int, seed: int, pad_token_id: int, pad_left: bool, group_size: int, group_by_length: bool) -> DataLoader:
+@dataclass(frozen=True)
+class Loading:
+    """How batches are made and handed to the device (trainer.loader, trainer.pad_to_multiple_of, resolved)."""
+
+    pad_multiple: int = 1
+    num_workers: int = 0
+    pin_memory: bool = False
+
+
+def train_loader(
+    windows: Windows, batch_size: int, seed: int, pad_token_id: int, pad_left: bool, group_size: int, group_by_length: bool,
+    loading: Loading = Loading(),
+) -> DataLoader:
     sampler = LengthGroupedBatches(windows.lengths, batch_size, seed, group_size, group_by_length)
-    collate = Collator(windows, pad_token_id, pad_left, with_labels=True)
+    collate = Collator(windows, pad_token_id, pad_left, with_labels=True, pad_multiple=loading.pad_multiple)
     # its own generator: starting an epoch then draws nothing from the global torch RNG, which dropout
     # uses, so a run resumed mid-epoch (RNG restored, then a new iterator) sees the same dropout masks
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(WindowIndex(len(windows)), batch_sampler=sampler, collate_fn=collate, generator=generator)
+    return DataLoader(
+        WindowIndex(len(windows)), batch_sampler=sampler, collate_fn=collate, generator=generator,
+        num_workers=loading.num_workers, pin_memory=loading.pin_memory, persistent_workers=loading.num_workers > 0,
+    )
 
 
 class LongestFirstBatches(Sampler[list[int]]):
@@ -113,7 +131,10 @@ class LongestFirstBatches(Sampler[list[int]]):
             yield self.order[i : i + self.batch_size].tolist()
 
 
-def eval_loader(windows: Windows, batch_size: int, pad_token_id: int, pad_left: bool) -> DataLoader:
+def eval_loader(windows: Windows, batch_size: int, pad_token_id: int, pad_left: bool, loading: Loading = Loading()) -> DataLoader:
     """Batches carry their window numbers, so logits land at their window whatever the order."""
-    collate = Collator(windows, pad_token_id, pad_left, with_labels=False)
-    return DataLoader(WindowIndex(len(windows)), batch_sampler=LongestFirstBatches(windows.lengths, batch_size), collate_fn=collate)
+    collate = Collator(windows, pad_token_id, pad_left, with_labels=False, pad_multiple=loading.pad_multiple)
+    return DataLoader(
+        WindowIndex(len(windows)), batch_sampler=LongestFirstBatches(windows.lengths, batch_size), collate_fn=collate,
+        num_workers=loading.num_workers, pin_memory=loading.pin_memory,
+    )

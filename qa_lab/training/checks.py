@@ -11,6 +11,7 @@ from qa_lab.core.errors import ConfigError, require
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OBJECTIVES = ("f1", "exact_match")
+ADAMW = ("auto", "fused", "foreach", "for_loop")
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -52,6 +53,13 @@ def check_trainer(trainer: DictConfig) -> None:
     require(trainer.checkpoint.keep_last >= 0, "trainer.checkpoint.keep_last", "must be >= 0 (0 = no checkpoints)", "e.g. 1")
     require(trainer.lr > 0, "trainer.lr", f"must be positive, got {trainer.lr}", "e.g. trainer.lr=5e-5")
     require(0 <= trainer.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)", "e.g. 0.1")
+    require(trainer.adamw in ADAMW, "trainer.adamw", f"unknown value '{trainer.adamw}'", f"one of {ADAMW}")
+    for key, value in (("loader.num_workers", trainer.loader.num_workers), ("pad_to_multiple_of", trainer.pad_to_multiple_of)):
+        require(value == "auto" or (isinstance(value, int) and value >= (0 if key == "loader.num_workers" else 1)),
+                f"trainer.{key}", f"takes auto or a whole number >= {0 if key == 'loader.num_workers' else 1}, got {value!r}",
+                f"e.g. trainer.{key}=auto")
+    require(trainer.loader.pin_memory == "auto" or isinstance(trainer.loader.pin_memory, bool), "trainer.loader.pin_memory",
+            f"takes auto, true or false, got {trainer.loader.pin_memory!r}", "e.g. trainer.loader.pin_memory=auto")
     require(
         trainer.mixed_precision in MIXED_PRECISION,
         "trainer.mixed_precision",

@@ -3,6 +3,7 @@ events the loop reports (an optimiser step, an epoch's end) and a hook's request
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ class Step:
     number: int  # optimiser steps so far
     epoch: int  # the epoch it belongs to
     samples: int  # training samples of this epoch so far (all processes)
-    loss: float  # the step's training loss
+    # the mean training loss since it was last read: reading it waits for the device, so a hook calls it
+    # only where it uses the value (a logging step, a progress line, a checkpoint), never at every step
+    read_loss: Callable[[], float]
     learning_rate: float
     log: bool  # a logging step (every trainer.log_every_n_steps)
     ends_epoch: bool  # the epoch's (or the run's) last step: the epoch's end follows

@@ -6,6 +6,7 @@ With trainer.epochs=0 the loaded model is evaluated once (epoch 0) without train
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,7 @@ from qa_lab.evaluation.logits import predict_logits
 from qa_lab.evaluation.scoring import Evaluation, score
 from qa_lab.training.context import EpochEnd, Run, Step
 from qa_lab.training.hooks import Hooks
+from qa_lab.training.state import LoopState
 
 
 class NonFiniteLossError(QALabError):
@@ -76,36 +78,74 @@ def _train_epoch(run: Run, hooks: Hooks, epoch: int) -> dict[str, Any]:
 
 def _train_batches(run: Run, hooks: Hooks, batches: Iterable[dict[str, torch.Tensor]]) -> tuple[int, int]:
     """Optimiser steps over `batches`, keeping the loop state current; the samples and non-padding tokens
-    seen (all processes)."""
-    state, accelerator = run.state, run.accelerator
+    seen (all processes).
+
+    The host never waits for the device inside a step: the loss is summed on the device and read only
+    when a hook asks for it (step.read_loss: a tracker's logging step, a progress line, a mid-epoch
+    checkpoint) and at the epoch's end; the counts come from the host-side window lengths."""
+    state, accelerator, lengths = run.state, run.accelerator, run.data.train_windows.lengths
     samples = tokens = 0
+    loss = RunningLoss(accelerator.device)
     run.parts.model.train()
     # disable=None: a bar on a terminal only, not in log files
     progress = tqdm(batches, desc=f"epoch {state.epoch}", leave=False, disable=None if run.is_main else True)
     for batch in progress:
-        batch.pop("window_index")
-        loss = _step(run, batch)
-        state.loss_sum += loss.item()
-        state.loss_count += 1
+        index = batch.pop("window_index").numpy()  # the loader leaves batches on the host (setup.py)
+        loss.add(_step(run, {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}))
         state.batches_done += 1
-        samples += len(batch["input_ids"]) * accelerator.num_processes
-        tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+        samples += len(index) * accelerator.num_processes
+        tokens += int(lengths[index].sum()) * accelerator.num_processes
         if accelerator.sync_gradients:
             state.step += 1
-            progress.set_postfix(loss=f"{loss.item():.3f}")
             last = state.step >= run.parts.total_steps
             hooks.step_end(run, Step(
                 number=state.step,
                 epoch=state.epoch,
                 samples=samples,
-                loss=loss.item(),
+                read_loss=lambda: loss.read_into(state),
                 learning_rate=run.parts.scheduler.get_last_lr()[0],
                 log=state.step % run.trainer.log_every_n_steps == 0,
                 ends_epoch=last or accelerator.gradient_state.end_of_dataloader,
             ))
             if last:
                 break
+    loss.read_into(state)  # the epoch's running loss complete for its record
     return samples, tokens
+
+
+class RunningLoss:
+    """The training loss summed on the device since it was last read, so that reading it (a host sync)
+    happens at the logging cadence, not at every step. Summed in float64 where the device has it, which
+    gives the same sums as adding the steps' losses as Python floats."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.sum = torch.zeros((), dtype=self.dtype, device=device)
+        self.count = 0
+        self.last = math.nan  # the mean at the last read, for a second reader at the same step
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.sum += loss.detach().to(self.dtype)
+        self.count += 1
+
+    def read_into(self, state: LoopState) -> float:
+        """The mean loss since the last read, added to the epoch's running loss (the last read's mean when
+        nothing is unread). A non-finite loss in the interval is caught here, naming where it lies."""
+        if not self.count:
+            return self.last
+        total, count = self.sum.item(), self.count
+        if not math.isfinite(total):
+            raise NonFiniteLossError(
+                f"the training loss became {total} at optimiser step {state.step} or in the {count - 1} batch(es) "
+                f"before it (epoch {state.epoch}; it is checked where it is read: logging steps and epoch ends)",
+                where="trainer",
+                fix="lower trainer.lr, keep trainer.max_grad_norm set, or use trainer.mixed_precision=no",
+            )
+        state.loss_sum += total
+        state.loss_count += count
+        self.sum.zero_()
+        self.count, self.last = 0, total / count
+        return self.last
 
 
 def _step(run: Run, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -113,12 +153,6 @@ def _step(run: Run, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     parts, accelerator, max_grad_norm = run.parts, run.accelerator, run.trainer.max_grad_norm
     with accelerator.accumulate(parts.model):
         loss = parts.model(**batch).loss
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at optimiser step {run.state.step}, epoch {run.state.epoch}",
-                where="trainer",
-                fix="lower trainer.lr, keep trainer.max_grad_norm set, or use trainer.mixed_precision=no",
-            )
         accelerator.backward(loss)
         if accelerator.sync_gradients and max_grad_norm is not None:
             accelerator.clip_grad_norm_(parts.model.parameters(), max_grad_norm)

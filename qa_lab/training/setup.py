@@ -51,7 +51,36 @@ def start_processes(trainer: DictConfig) -> Accelerator:
     )
     if not accelerator.is_main_process:  # one copy of each log line: the other processes report problems only
         logging.getLogger("qa_lab").setLevel(logging.WARNING)
+    if on_gpu(accelerator):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(trainer.tf32)
     return accelerator
+
+
+def on_gpu(accelerator: Accelerator) -> bool:
+    """A CUDA device: where the trainer's `auto` GPU settings turn on."""
+    return accelerator.device.type == "cuda"
+
+
+def loading(trainer: DictConfig, accelerator: Accelerator) -> batching.Loading:
+    """trainer.loader and trainer.pad_to_multiple_of with `auto` resolved for this device."""
+    gpu = on_gpu(accelerator)
+
+    def resolved(value: Any, on: Any, off: Any) -> Any:
+        return (on if gpu else off) if value == "auto" else value
+
+    half = trainer.mixed_precision in ("fp16", "bf16")
+    return batching.Loading(
+        pad_multiple=int(resolved(trainer.pad_to_multiple_of, trainer.gpu_pad_multiple if half else 1, 1)),
+        num_workers=int(resolved(trainer.loader.num_workers, trainer.loader.gpu_workers, 0)),
+        pin_memory=bool(resolved(trainer.loader.pin_memory, True, False)),
+    )
+
+
+def adamw(model: torch.nn.Module, trainer: DictConfig, accelerator: Accelerator) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices only; fused on a GPU unless trainer.adamw says otherwise."""
+    choice = ("fused" if on_gpu(accelerator) else None) if trainer.adamw == "auto" else trainer.adamw
+    implementation = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}, None: {}}[choice]
+    return torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr, **implementation)
 
 
 def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
@@ -137,14 +166,16 @@ def prepare_training(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: RunData, trainer: DictConfig, accelerator: Accelerator
 ) -> Trainable:
     """Loaders, AdamW and the linear schedule with warm-up, all prepared for the run's processes."""
-    pad_left = tokenizer.padding_side == "left"
+    pad_left, how = tokenizer.padding_side == "left", loading(trainer, accelerator)
     train_loader = batching.train_loader(
         data.train_windows, trainer.batch_size, trainer.seed, tokenizer.pad_token_id, pad_left,
-        trainer.length_group_batches, trainer.group_by_length,
+        trainer.length_group_batches, trainer.group_by_length, how,
     )
-    eval_loader = batching.eval_loader(data.eval_windows, trainer.eval_batch_size, tokenizer.pad_token_id, pad_left)
-    optimizer = torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr)
-    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    eval_loader = batching.eval_loader(data.eval_windows, trainer.eval_batch_size, tokenizer.pad_token_id, pad_left, how)
+    model, optimizer = accelerator.prepare(model, adamw(model, trainer, accelerator))
+    # training batches stay on the host: the loop counts their tokens there and copies them without blocking
+    train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
+    eval_loader = accelerator.prepare(eval_loader)
     steps_per_epoch = math.ceil(len(train_loader) / trainer.gradient_accumulation_steps)
     total_steps = steps_per_epoch * trainer.epochs
     if trainer.max_steps is not None:

@@ -21,6 +21,7 @@ class Checkpoints(Hook):
     def on_step_end(self, run: Run, step: Step) -> None:
         # at the epoch's last step the epoch's own checkpoint follows its evaluation
         if self.keep_last and self.every_n_steps and step.number % self.every_n_steps == 0 and not step.ends_epoch:
+            step.read_loss()  # the epoch's running loss, complete in the saved state
             self._save(run, after_best=False)
 
     def on_epoch_end(self, run: Run, epoch: EpochEnd) -> None:

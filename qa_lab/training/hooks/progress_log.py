@@ -21,7 +21,6 @@ class ProgressLog(Hook):
         self.every_seconds, self.epochs = every_seconds, epochs
         self.quiet = not every_seconds or sys.stderr.isatty()
         self._since: float | None = None  # when the current interval began (None: at the next step)
-        self._loss = 0.0
         self._steps = 0
         self._samples = 0  # the epoch's samples at the interval's start
 
@@ -32,19 +31,19 @@ class ProgressLog(Hook):
         if self._since is None:  # the first step of an epoch: the interval starts here, not at the evaluation before it
             self._since, self._samples = now, step.samples
             return
-        self._loss += step.loss
         self._steps += 1
         seconds = now - self._since
         if seconds < self.every_seconds:
             return
         left = (run.parts.total_steps - step.number) * seconds / self._steps
         log.info(
+            # the loss since its last read (this hook's line or another hook's): a read waits for the device
             "epoch %d/%d | step %d/%d | loss %.4f | %.1f samples/s | training time left %s",
-            step.epoch, self.epochs, step.number, run.parts.total_steps, self._loss / self._steps,
+            step.epoch, self.epochs, step.number, run.parts.total_steps, step.read_loss(),
             (step.samples - self._samples) / seconds, duration(left),
         )
-        self._since, self._samples, self._loss, self._steps = now, step.samples, 0.0, 0
+        self._since, self._samples, self._steps = now, step.samples, 0
 
     def on_epoch_end(self, run: Run, epoch: EpochEnd) -> None:
-        self._since, self._loss, self._steps = None, 0.0, 0
+        self._since, self._steps = None, 0
 

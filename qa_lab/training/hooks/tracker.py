@@ -77,7 +77,7 @@ class Tracker(Hook):
 
     def on_step_end(self, run: Run, step: Step) -> None:
         if self.active and step.log:
-            values = {"train/loss": step.loss, "train/learning_rate": step.learning_rate}
+            values = {"train/loss": step.read_loss(), "train/learning_rate": step.learning_rate}
             self._safely(run, "stopped logging", self.log, values, STEP_AXIS, step.number)
 
     def on_epoch_end(self, run: Run, epoch: EpochEnd) -> None:
