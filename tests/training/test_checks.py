@@ -22,3 +22,14 @@ def test_bad_trainer_values():
         check_settings(resolvable(composed("trainer.mixed_precision=fp8")))
     with pytest.raises(ConfigError, match="trainer.epochs: must be >= 0"):
         check_settings(resolvable(composed("trainer.epochs=-1")))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.adamw=fast", "trainer.adamw: unknown value 'fast'"),
+    ("trainer.loader.num_workers=-1", "trainer.loader.num_workers: takes auto or a whole number >= 0, got -1"),
+    ("trainer.pad_to_multiple_of=0", "trainer.pad_to_multiple_of: takes auto or a whole number >= 1, got 0"),
+    ("trainer.loader.pin_memory=maybe", "trainer.loader.pin_memory: takes auto, true or false, got 'maybe'"),
+])
+def test_bad_gpu_settings(override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_settings(resolvable(composed(override)))
