@@ -54,10 +54,9 @@ def check_trainer(trainer: DictConfig) -> None:
     require(trainer.lr > 0, "trainer.lr", f"must be positive, got {trainer.lr}", "e.g. trainer.lr=5e-5")
     require(0 <= trainer.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)", "e.g. 0.1")
     require(trainer.adamw in ADAMW, "trainer.adamw", f"unknown value '{trainer.adamw}'", f"one of {ADAMW}")
-    for key, value in (("loader.num_workers", trainer.loader.num_workers), ("pad_to_multiple_of", trainer.pad_to_multiple_of)):
-        require(value == "auto" or (isinstance(value, int) and value >= (0 if key == "loader.num_workers" else 1)),
-                f"trainer.{key}", f"takes auto or a whole number >= {0 if key == 'loader.num_workers' else 1}, got {value!r}",
-                f"e.g. trainer.{key}=auto")
+    for key, value, least in (("loader.num_workers", trainer.loader.num_workers, 0), ("pad_to_multiple_of", trainer.pad_to_multiple_of, 1)):
+        require(value == "auto" or (isinstance(value, int) and value >= least), f"trainer.{key}",
+                f"takes auto or a whole number >= {least}, got {value!r}", f"e.g. trainer.{key}=auto")
     require(trainer.loader.pin_memory == "auto" or isinstance(trainer.loader.pin_memory, bool), "trainer.loader.pin_memory",
             f"takes auto, true or false, got {trainer.loader.pin_memory!r}", "e.g. trainer.loader.pin_memory=auto")
     require(

@@ -68,7 +68,7 @@ def loading(trainer: DictConfig, accelerator: Accelerator) -> batching.Loading:
     def resolved(value: Any, on: Any, off: Any) -> Any:
         return (on if gpu else off) if value == "auto" else value
 
-    half = trainer.mixed_precision in ("fp16", "bf16")
+    half = trainer.mixed_precision != "no"  # fp16 or bf16 (training/checks.py)
     return batching.Loading(
         pad_multiple=int(resolved(trainer.pad_to_multiple_of, trainer.gpu_pad_multiple if half else 1, 1)),
         num_workers=int(resolved(trainer.loader.num_workers, trainer.loader.gpu_workers, 0)),
