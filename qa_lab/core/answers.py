@@ -23,14 +23,15 @@ def normalize_answer(text: str) -> str:
     return " ".join(_strip(text).split())
 
 
-def normalized_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """`normalize_answer(text).split()` of many texts, with one lower/punctuation/article pass over all of them.
+def normalized_texts(texts: Sequence[str]) -> list[str]:
+    """`normalize_answer` of many texts, with one lower/punctuation/article/spacing pass over all of them.
 
-    The texts are joined with a character that is neither punctuation, nor a word character, nor cased, so
-    every step treats each text as it would alone (article boundaries, final sigma); when a text contains
-    that character itself, each text is normalised on its own.
+    The texts are joined with a character that is neither punctuation, nor a word character, nor cased, nor
+    whitespace, so every step treats each text as it would alone (article boundaries, final sigma, the
+    spaces at its ends); when a text contains that character itself, each text is normalised on its own.
     """
     joined = SEPARATOR.join(texts)
     if joined.count(SEPARATOR) != max(len(texts) - 1, 0):
-        return [normalize_answer(text).split() for text in texts]
-    return [part.split() for part in _strip(joined).split(SEPARATOR)] if texts else []
+        return [normalize_answer(text) for text in texts]
+    single_spaced = " ".join(_strip(joined).split())  # a separator with spaces around it stays a token of its own
+    return single_spaced.replace(f" {SEPARATOR}", SEPARATOR).replace(f"{SEPARATOR} ", SEPARATOR).split(SEPARATOR) if texts else []

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
 
 from qa_lab.features.windows import NOT_CONTEXT
 
-CHUNK_WINDOWS = 4096  # windows scored at once: bounds memory at CHUNK_WINDOWS * n_best^2 floats
+CHUNK_WINDOWS = 1024  # windows scored at once: their n_best^2 pair scores stay in the CPU cache (faster than larger chunks)
 NO_SPAN_ODDS = float(np.finfo(np.float32).max)  # null odds of an example without a valid span (finite for JSON)
 
 
@@ -60,17 +61,15 @@ class Postprocessed:
 def top_indices(logits: np.ndarray, n: int) -> np.ndarray:
     """Each row's n highest positions, highest first, exactly as the reference's np.argsort(row)[-1:-n-1:-1].
 
-    A partial selection of the n + 1 highest is enough when they are all different (the order is then
-    unique); rows with a tie among them (equal logits, -inf padding of short windows) are fully sorted, as
-    the reference does, so ties fall the same way.
+    A top-k selection of the n + 1 highest (torch's, about twice as fast as numpy's argpartition at
+    SQuAD-dev scale) is enough when they are all different (the order is then unique); rows with a tie among
+    them (equal logits, -inf padding of short windows) are fully sorted, as the reference does, so ties
+    fall the same way.
     """
     width = logits.shape[1]
     if width <= n + 1:
         return np.argsort(logits, axis=1)[:, ::-1][:, :n]
-    chosen = np.argpartition(logits, width - n - 1, axis=1)[:, width - n - 1 :]
-    values = np.take_along_axis(logits, chosen, axis=1)
-    order = np.argsort(-values, axis=1)
-    chosen, values = np.take_along_axis(chosen, order, axis=1), np.take_along_axis(values, order, axis=1)
+    values, chosen = (part.numpy() for part in torch.topk(torch.from_numpy(logits), n + 1, dim=1, sorted=True))
     tied = (values[:, 1:] == values[:, :-1]).any(axis=1)
     top = chosen[:, :n]
     if tied.any():
@@ -78,22 +77,27 @@ def top_indices(logits: np.ndarray, n: int) -> np.ndarray:
     return top
 
 
+def _at(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """array[w, positions[w, k]] for every window w (of offsets: the start character), as one flat take:
+    several times faster than fancy indexing with a row index."""
+    width, per_position = array.shape[1], array[0, 0].size
+    flat = (np.arange(len(array))[:, None] * width + positions) * per_position
+    return np.take(array.reshape(-1), flat)
+
+
 def _pair_scores(
     start_logits: np.ndarray, end_logits: np.ndarray, offsets: np.ndarray, n_best: int, max_answer_length: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The n_best x n_best (start, end) pairs of each window in the reference's loop order (start rank, end
     rank): scores (W, n*n) with -inf for invalid spans, and the ranked start/end positions and logits."""
-    rows = np.arange(len(start_logits))[:, None]
     starts, ends = top_indices(start_logits, n_best), top_indices(end_logits, n_best)
-    start_value, end_value = start_logits[rows, starts], end_logits[rows, ends]
-    length = ends[:, None, :] - starts[:, :, None] + 1
-    valid = (
-        (offsets[rows, starts, 0] != NOT_CONTEXT)[:, :, None]
-        & (offsets[rows, ends, 0] != NOT_CONTEXT)[:, None, :]
-        & (length >= 1)
-        & (length <= max_answer_length)
-    )
-    scores = np.where(valid, start_value[:, :, None] + end_value[:, None, :], -np.inf).reshape(len(rows), -1)
+    start_value, end_value = _at(start_logits, starts), _at(end_logits, ends)
+    # a start or end outside the context makes all its pairs -inf; the span length is masked on the n x n pairs
+    in_context_start = np.where(_at(offsets, starts) != NOT_CONTEXT, start_value, -np.inf)
+    in_context_end = np.where(_at(offsets, ends) != NOT_CONTEXT, end_value, -np.inf)
+    # 1 <= end - start + 1 <= max_answer_length as one unsigned comparison (a negative length wraps around)
+    span = (ends.astype(np.int32)[:, None, :] - starts.astype(np.int32)[:, :, None]).view(np.uint32) < max_answer_length
+    scores = np.where(span, in_context_start[:, :, None] + in_context_end[:, None, :], -np.inf).reshape(len(starts), -1)
     return scores, starts, ends, start_value, end_value
 
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from qa_lab.core.answers import normalized_tokens
+from qa_lab.core.answers import normalized_texts
 from qa_lab.core.errors import DataError
 
 
@@ -37,13 +38,11 @@ class _Texts:
 
 
 def _encode(texts: list[str]) -> _Texts:
-    tokens = normalized_tokens(texts)
-    vocabulary: dict[str, int] = {}  # normalised token -> id
-    answers: dict[str, int] = {}  # normalised answer -> id, so that EM compares integers
-    token_id = np.array([vocabulary.setdefault(word, len(vocabulary)) for words in tokens for word in words], dtype=np.int64)
-    answer_id = np.array([answers.setdefault(" ".join(words), len(answers)) for words in tokens], dtype=np.int64)
-    length = np.array([len(words) for words in tokens], dtype=np.int64)
-    return _Texts(token_id, answer_id, length, max(len(vocabulary), 1), answers.setdefault("", len(answers)))
+    answers = normalized_texts(texts)  # single-spaced: a text's tokens are its spaces + 1
+    answer_id, _ = pd.factorize(np.array([*answers, ""], dtype=object))  # hashed in C rather than a dict per text
+    token_id, vocabulary = pd.factorize(np.array(" ".join(answers).split(), dtype=object))
+    length = np.array([answer.count(" ") + 1 if answer else 0 for answer in answers], dtype=np.int64)
+    return _Texts(token_id.astype(np.int64), answer_id[:-1], length, max(len(vocabulary), 1), int(answer_id[-1]))
 
 
 def _gold_pairs(texts: _Texts, ids: list[str], n_given: np.ndarray, version_2: bool) -> tuple[np.ndarray, np.ndarray]:

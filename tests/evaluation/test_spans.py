@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from qa_lab.bench.reference import postprocess_reference
-from qa_lab.evaluation.spans import postprocess, top_indices
+from qa_lab.evaluation.spans import CHUNK_WINDOWS, postprocess, top_indices
 from qa_lab.features.windows import NOT_CONTEXT, WindowSpec, tokenize_windows
 
 pytestmark = pytest.mark.unit
@@ -34,10 +34,10 @@ def random_windows(rng, n_windows=600, width=96):
     return offsets, example_index.astype(np.int32), contexts
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_random_logits_match_the_reference(seed):
+@pytest.mark.parametrize("seed, n_windows", [(0, 600), (1, 600), (2, 2 * CHUNK_WINDOWS + 100)])  # the last spans several chunks
+def test_random_logits_match_the_reference(seed, n_windows):
     rng = np.random.default_rng(seed)
-    offsets, example_index, contexts = random_windows(rng)
+    offsets, example_index, contexts = random_windows(rng, n_windows)
     start, end = (rng.normal(size=offsets.shape[:2]).astype(np.float32) for _ in range(2))
     result = postprocess(start, end, offsets, example_index, contexts)
     assert result.answers == postprocess_reference(start, end, offsets, example_index, contexts)

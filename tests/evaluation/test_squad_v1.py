@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from qa_lab.core.answers import SEPARATOR, normalize_answer, normalized_tokens
+from qa_lab.core.answers import SEPARATOR, normalize_answer, normalized_texts
 from qa_lab.core.errors import DataError
 from qa_lab.evaluation.squad import question_scores, squad_v1
 from tests.helpers import PEER_SCORES, official_normalize, read_squad_answers
@@ -99,12 +99,12 @@ def test_normalize_answer(text, normalized):
 
 def test_normalizing_texts_together_equals_one_by_one(xquad):
     """The joined pass agrees with the official normalisation text by text: real answers and contexts,
-    Greek capitals whose lower case depends on the word's end, articles at every edge, empty texts, and a
-    text holding the joining character itself (then each is normalised alone)."""
+    Greek capitals whose lower case depends on the word's end, articles at every edge, empty texts, spaces
+    of other kinds at the edges, and a text holding the joining character itself (then each is normalised alone)."""
     texts = [gold for golds in xquad.values() for gold in golds][:500]
-    texts += ["ΟΔΟΣ", "Σ", "ΑΣ.", "the", "a", " an ", "", "THE END", "end the", "(the)", f"a{SEPARATOR}the b"]
+    texts += ["ΟΔΟΣ", "Σ", "ΑΣ.", "the", "a", " an ", "", "THE END", "end the", "(the)", "\u00a0x\u2003 y\x1c", "\t", f"a{SEPARATOR}the b"]
     for group in (texts, texts[-5:], [texts[-1]], []):
-        assert normalized_tokens(group) == [official_normalize(text).split() for text in group]
+        assert normalized_texts(group) == [official_normalize(text) for text in group]
 
 
 def test_case_punctuation_articles_and_spacing_do_not_matter():
