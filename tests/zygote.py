@@ -109,10 +109,15 @@ def _run(argv: list[str]) -> int:
 
 def serve() -> None:
     sys.path.remove(os.path.dirname(os.path.abspath(__file__)))  # tests/ is no place to import libraries from
+    # the replies get a descriptor of their own; fd 1 becomes stderr, so that what a library prints (W&B's
+    # integration in transformers announces offline mode at import) never lands in the protocol
+    reply = os.fdopen(os.dup(1), "wb")
+    os.set_inheritable(reply.fileno(), False)  # children and their subprocesses never hold it open
+    os.dup2(2, 1)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
     preload()
     children: dict[int, str] = {}  # pid -> request id
     pending = b""
-    reply = sys.stdout.buffer
 
     def send(message: dict) -> None:
         reply.write(json.dumps(message).encode() + b"\n")
@@ -131,6 +136,7 @@ def serve() -> None:
                 request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
+                    reply.close()
                     run_child(request)
                 children[pid] = request["id"]
                 send({"id": request["id"], "pid": pid})

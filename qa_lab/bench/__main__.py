@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+import datasets
 import transformers
 
 from qa_lab.bench.benchmark import benchmark
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     transformers.utils.logging.set_verbosity_error()  # the backbone's load report (a fresh span head) is expected
+    datasets.disable_progress_bars()  # Trainer's preprocessing (Dataset.map) would draw one per pass
     register_resolvers()
     try:
         settings = bench_settings(args.quick, args.overrides)

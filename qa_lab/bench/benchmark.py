@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from qa_lab.bench import reference
 from qa_lab.bench.measure import peak_gflops, peak_memory, train_flops_per_token
 from qa_lab.bench.reference import postprocess_reference
+from qa_lab.bench.trainer_peer import run_qa_features, run_trainer
 from qa_lab.core.conf import CONF_DIR, conf_file
 from qa_lab.core.records import read_jsonl
 from qa_lab.data.cleaning import clean_examples
@@ -36,19 +37,29 @@ from qa_lab.features.batching import Collator
 from qa_lab.features.cache import cached_windows
 from qa_lab.features.windows import Windows, WindowSpec
 from qa_lab.model.backbone import load_config, load_model, load_tokenizer
+from qa_lab.training.setup import ADAMW_OPTIONS
 
 log = logging.getLogger("qa_lab.bench")
 
 
-def run_qa_lab(settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, mixed_precision: str) -> dict[str, Any]:
-    """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation."""
+def fresh_accelerator_state() -> None:
+    """Forget the Accelerate state of the run before (a process-wide singleton): each run, qa-lab's or
+    Trainer's, chooses its own mixed precision."""
     from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def run_qa_lab(
+    settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, mixed_precision: str, adamw: str = "auto"
+) -> dict[str, Any]:
+    """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation."""
     from hydra import compose, initialize_config_dir
 
     from qa_lab.training.recipe import train
 
-    AcceleratorState._reset_state(reset_partial_state=True)  # each run chooses its own mixed precision
-    out = work / f"qa-lab-{mixed_precision}-{seed}"
+    fresh_accelerator_state()
+    out = work / f"qa-lab-{mixed_precision}-{adamw}-{seed}"
     overrides = [
         f"model={settings.model}", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
         f"data.max_length={settings.max_length}", f"data.stride={settings.stride}",
@@ -56,7 +67,7 @@ def run_qa_lab(settings: DictConfig, seed: int, train_file: Path, validation_fil
         f"trainer.lr={settings.lr}", f"trainer.seed={seed}", f"trainer.max_steps={settings.steps}",
         "trainer.epochs=100",
         # the seeds' optimisation recipe (no warm-up, no clipping), so that only padding and batching differ
-        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}",
+        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}", f"trainer.adamw={adamw}",
         "trainer.checkpoint.keep_last=0", "logger=none", f"paths.output_dir={out}", f"paths.cache_dir={work / 'cache'}",
         f"postprocess.n_best={settings.n_best}", f"postprocess.max_answer_length={settings.max_answer_length}",
     ]
@@ -102,6 +113,23 @@ def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: floa
     return {"fp32_seconds": fp32, "bf16_seconds": bf16, "speedup": fp32 / bf16}
 
 
+def adamw_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float) -> dict[str, float]:
+    """Seconds per AdamW step on the backbone's parameters (random gradients), with torch's default for this
+    device (what `trainer.adamw=auto` uses on a CPU) and fused: whether fused is worth a whole run here."""
+    model = load_model(backbone, hub_timeout, settings.seeds[0])
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    seconds = {}
+    for name, choice in (("default_seconds", None), ("fused_seconds", "fused")):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, **ADAMW_OPTIONS[choice])
+        optimizer.step()  # warm-up: the moment estimates are allocated
+        started = time.perf_counter()
+        for _ in range(settings.adamw_probe_steps):
+            optimizer.step()
+        seconds[name] = (time.perf_counter() - started) / settings.adamw_probe_steps
+    return seconds | {"speedup": seconds["default_seconds"] / seconds["fused_seconds"]}
+
+
 def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
     """The seeds' pipeline from loading the model (as qa-lab's run does) to its score."""
     with peak_memory(settings.memory_sample_seconds) as memory:
@@ -135,6 +163,16 @@ def tiled(copies: int, logits, eval_features, validation, references) -> tuple:
     ids = [f"{qid}#{copy}" for copy in range(copies) for qid in validation["id"]]
     golds = list(references.values()) * copies
     return (start, end), offsets, example_index, validation["context"].tolist() * copies, ids, dict(zip(ids, golds))
+
+
+def run_peer(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, tokenizer, train, evaluation, dynamic: bool, work: Path) -> dict[str, Any]:
+    """Hugging Face Trainer (trainer_peer.py) from the same starting weights, with its defaults or its best flags."""
+    fresh_accelerator_state()
+    weight_decay = conf_file("trainer", "default.yaml").weight_decay  # qa-lab's, on the same parameters
+    with peak_memory(settings.memory_sample_seconds) as memory:
+        model = load_model(backbone, hub_timeout, seed)
+        run = run_trainer(model, tokenizer, train, evaluation, settings, seed, weight_decay, dynamic, work)
+    return run | {"peak_mb": memory["peak_mb"]}
 
 
 def span_search_timings(settings: DictConfig, logits, offsets, example_index, contexts, ids, references) -> dict[str, Any]:
@@ -196,6 +234,9 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
         train_features = reference.prepare(tokenizer, train_frame, settings.max_length, settings.stride, training=True)
         eval_features = reference.prepare(tokenizer, validation, settings.max_length, settings.stride, training=False)
         prep["reference"] = time.perf_counter() - started
+        started = time.perf_counter()
+        peer_windows = {dynamic: run_qa_features(tokenizer, train_frame, settings.max_length, settings.stride, dynamic) for dynamic in (False, True)}
+        prep["trainer"] = (time.perf_counter() - started) / 2
         results["data_preparation_seconds"] = prep
         log.info("data preparation: qa-lab %.2f s, cache hit %.2f s; seeds %.2f s", prep["first"], prep["cache_hit"], prep["reference"])
         results["windows"] = {"train": len(train_windows), "mean_train_tokens": float(train_windows.lengths.mean())}
@@ -203,10 +244,13 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
         train_file, validation_file = work / "train.jsonl", work / "validation.jsonl"
         train_frame.to_json(train_file, orient="records", lines=True)
         validation.to_json(validation_file, orient="records", lines=True)
-        per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": []}
+        evaluation = (eval_features, validation["context"].tolist(), validation["id"].tolist(), references)
+        per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": [], "trainer_default": [], "trainer_best": []}
         for seed in settings.seeds:
             per_seed["qa_lab"].append(run_qa_lab(settings, seed, train_file, validation_file, work, "no"))
             per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, eval_features, validation, references))
+            for name, dynamic in (("trainer_default", False), ("trainer_best", True)):
+                per_seed[name].append(run_peer(settings, seed, backbone, hub_timeout, tokenizer, peer_windows[dynamic], evaluation, dynamic, work))
             for name, runs_so_far in per_seed.items():
                 run = runs_so_far[-1]
                 log.info("seed %d, %s: %.2f samples/s, eval %.1f s, F1 %.2f", seed, name, run["samples_per_second"], run["eval_seconds"], run["f1"])
@@ -215,10 +259,15 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
             log.info("bf16 autocast: %.2fx the fp32 training speed", probe["speedup"])
             if probe["speedup"] > 1:  # faster: whole runs show whether F1 holds
                 per_seed["qa_lab_bf16"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "bf16") for seed in settings.seeds]
+        if settings.adamw_probe_steps:
+            probe = results["adamw_probe"] = adamw_probe(settings, backbone, hub_timeout)
+            log.info("fused AdamW: %.2fx the default step's speed", probe["speedup"])
+            if probe["speedup"] > 1:  # faster: whole runs show what it does to training speed and F1
+                per_seed["qa_lab_fused"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "no", "fused") for seed in settings.seeds]
     logits = [run.pop("logits") for run in per_seed["reference"]][0]
     runs = {name: over_seeds(seed_runs) for name, seed_runs in per_seed.items()}
-    contexts, ids = validation["context"].tolist(), validation["id"].tolist()
     copies = math.ceil(settings.span_search_questions / len(validation))
+    _, contexts, ids, _ = evaluation
     results["span_search"] = {
         "benchmark": span_search_timings(settings, logits, eval_features.offsets, eval_features.example_index, contexts, ids, references),
         "dev_scale": span_search_timings(settings, *tiled(copies, logits, eval_features, validation, references)),

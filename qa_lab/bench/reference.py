@@ -50,30 +50,40 @@ def prepare(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, max_length:
     starts, ends = [], []
     for i, offset in enumerate(encoded["offset_mapping"]):
         sequence_ids = encoded.sequence_ids(i)
-        context_start = sequence_ids.index(1)
-        context_end = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+        context_start, context_end = context_span(sequence_ids)
         for j in range(context_start, context_end + 1):
             offsets[i, j] = offset[j]
         if training:
-            answer = frame["answers"].iloc[example_index[i]]
-            start_char = answer["answer_start"][0]
-            end_char = start_char + len(answer["text"][0])
-            if offset[context_start][0] > start_char or offset[context_end][1] < end_char:
-                starts.append(0)
-                ends.append(0)
-                continue
-            j = context_start
-            while j <= context_end and offset[j][0] <= start_char:
-                j += 1
-            starts.append(j - 1)
-            j = context_end
-            while j >= context_start and offset[j][1] >= end_char:
-                j -= 1
-            ends.append(j + 1)
+            start, end = answer_tokens(offset, sequence_ids, frame["answers"].iloc[example_index[i]])
+            starts.append(start)
+            ends.append(end)
     tensors = {key: torch.tensor(encoded[key]) for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded}
     if training:
         tensors |= {"start_positions": torch.tensor(starts), "end_positions": torch.tensor(ends)}
     return Features(tensors, offsets, example_index)
+
+
+def context_span(sequence_ids: Sequence[int | None]) -> tuple[int, int]:
+    """The first and last context token of a window."""
+    return sequence_ids.index(1), len(sequence_ids) - 1 - list(sequence_ids)[::-1].index(1)
+
+
+def answer_tokens(offset: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], answer: Mapping) -> tuple[int, int]:
+    """The course's label of one window: the first answer's first and last token, (0, 0) (the CLS token)
+    when the answer is not wholly inside the window's context."""
+    context_start, context_end = context_span(sequence_ids)
+    start_char = answer["answer_start"][0]
+    end_char = start_char + len(answer["text"][0])
+    if offset[context_start][0] > start_char or offset[context_end][1] < end_char:
+        return 0, 0
+    j = context_start
+    while j <= context_end and offset[j][0] <= start_char:
+        j += 1
+    start = j - 1
+    j = context_end
+    while j >= context_start and offset[j][1] >= end_char:
+        j -= 1
+    return start, j + 1
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The benchmark's results as BENCHMARKS.md (tables of both pipelines and the ratios against their
-targets) and as the one JSON line it prints last."""
+"""The benchmark's results as BENCHMARKS.md (tables of the pipelines and the ratios against their targets)
+and as the one JSON line it prints last."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from omegaconf import DictConfig
 
 from qa_lab.core import provenance
 
-HEADINGS = {"qa_lab": "qa-lab", "qa_lab_bf16": "qa-lab, bf16 autocast", "reference": "seeds' pipeline"}
+HEADINGS = {
+    "qa_lab": "qa-lab",
+    "qa_lab_bf16": "qa-lab, bf16 autocast",
+    "qa_lab_fused": "qa-lab, fused AdamW",
+    "trainer_best": "HF Trainer, best flags",
+    "trainer_default": "HF Trainer, defaults",
+    "reference": "seeds' pipeline",
+}
+# Trainer as run_qa.py runs it: its defaults (every window padded to max_length), then its best flags
+# (dynamic padding + length grouping), with qa-lab's targets against each
+PEERS = {"trainer_default": ("defaults", 2.5), "trainer_best": ("best flags", 1.0)}
 ROWS = (  # label, key of a pipeline's results, format
     ("training samples/s", "samples_per_second", "{:.2f}"),
     ("non-padding tokens/s", "tokens_per_second", "{:.0f}"),
@@ -38,8 +48,17 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "f1_reference_per_seed": runs["reference"]["f1_per_seed"],
         "identical_predictions": search["benchmark"]["identical_predictions"] and search["dev_scale"]["identical_predictions"],
     }
+    for peer in PEERS:
+        summary[f"{peer}_speedup"] = runs["qa_lab"]["samples_per_second"] / runs[peer]["samples_per_second"]
+        summary[f"f1_{peer}"] = runs[peer]["f1"]
+        summary[f"f1_gap_{peer}"] = runs["qa_lab"]["f1"] - runs[peer]["f1"]
     if "bf16_probe" in results:
         summary["bf16_autocast_speedup"] = results["bf16_probe"]["speedup"]
+    if "adamw_probe" in results:
+        summary["adamw_fused_step_speedup"] = results["adamw_probe"]["speedup"]
+    if "qa_lab_fused" in runs:
+        summary["train_speedup_fused"] = runs["qa_lab_fused"]["samples_per_second"] / runs["qa_lab"]["samples_per_second"]
+        summary["f1_qa_lab_fused"] = runs["qa_lab_fused"]["f1"]
     if "qa_lab_bf16" in runs:
         summary["train_speedup_bf16"] = runs["qa_lab_bf16"]["samples_per_second"] / runs["reference"]["samples_per_second"]
         summary["f1_qa_lab_bf16"] = runs["qa_lab_bf16"]["f1"]
@@ -53,9 +72,9 @@ def _seconds(timings: dict[str, Any], pipeline: str) -> float:
 
 def markdown(settings: DictConfig, results: dict[str, Any], summary: dict[str, Any], quick: bool) -> str:
     runs = results["runs"]
-    names = [name for name in ("qa_lab", "qa_lab_bf16", "reference") if name in runs]
+    names = [name for name in HEADINGS if name in runs]
     lines = [
-        "# Benchmark: qa-lab against the seeds' pipeline",
+        "# Benchmark: qa-lab against Hugging Face Trainer and the seeds' pipeline",
         "",
         *_setup_paragraphs(settings, results, quick),
         "| | " + " | ".join(HEADINGS[name] for name in names) + " |",
@@ -79,7 +98,9 @@ def _setup_paragraphs(settings: DictConfig, results: dict[str, Any], quick: bool
         f"{results['validation_examples']} evaluation questions; windows of {settings.max_length} tokens, stride "
         f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}; "
         f"seeds {', '.join(map(str, settings.seeds))} (speeds, times and scores are their means, memory the highest). "
-        f"Both start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping). "
+        f"All start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping); "
+        "Trainer runs as run_qa.py runs it (its preprocessing, `report_to=\"none\"`), with its defaults (every window padded "
+        "to max_length) and with its best flags (dynamic padding + `group_by_length`). "
         f"Training windows hold {results['windows']['mean_train_tokens']:.0f} tokens on average; the seeds pad all to {settings.max_length}.",
         "",
     ]
@@ -91,6 +112,11 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
     lines = [
         "| ratio | value | target |",
         "|---|---|---|",
+        *(
+            f"| training samples/s, qa-lab / HF Trainer with its {label} | {summary[f'{peer}_speedup']:.2f}x "
+            f"(F1 {summary[f'f1_gap_{peer}']:+.2f}) | >= {target}x, F1 within 1 point |"
+            for peer, (label, target) in PEERS.items()
+        ),
         f"| training samples/s, qa-lab / seeds | {summary['train_speedup']:.2f}x | >= 2.0x, F1 within 1 point |",
         f"| F1 qa-lab - seeds | {summary['f1_qa_lab'] - summary['f1_reference']:+.2f} (per seed: "
         + ", ".join(f"{ours - theirs:+.2f}" for ours, theirs in zip(summary["f1_qa_lab_per_seed"], summary["f1_reference_per_seed"]))
@@ -105,6 +131,17 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
             f"{probe['speedup']:.2f}x ({probe['bf16_seconds']:.1f} s vs {probe['fp32_seconds']:.1f} s): slower, so not kept "
             "and no bf16 run | measured |"
         )
+    if "adamw_probe" in results:
+        probe = results["adamw_probe"]
+        lines.append(
+            f"| AdamW step, fused / torch's default here ({settings.adamw_probe_steps} steps) | {probe['speedup']:.2f}x "
+            f"({1000 * probe['fused_seconds']:.0f} ms vs {1000 * probe['default_seconds']:.0f} ms) | measured |"
+        )
+    if "train_speedup_fused" in summary:
+        lines.append(
+            f"| training samples/s, qa-lab fused AdamW / qa-lab | {summary['train_speedup_fused']:.2f}x "
+            f"(F1 {summary['f1_qa_lab_fused'] - summary['f1_qa_lab']:+.2f}) | measured |"
+        )
     return lines + [
         *(
             f"| postprocessing + metric, seeds / qa-lab (same logits, {timings['questions']} questions, {timings['windows']} windows) | "
@@ -113,7 +150,7 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
             for timings, target in ((search["benchmark"], "measured"), (search["dev_scale"], ">= 20x, identical"))
         ),
         f"| feature cache hit / first preparation | {summary['cache_prep_ratio']:.1%} ({prep['cache_hit']:.2f} s vs {prep['first']:.2f} s; "
-        f"the seeds' preparation: {prep['reference']:.2f} s) | <= 5% |",
+        f"the seeds' preparation: {prep['reference']:.2f} s, Trainer's (run_qa.py's `map`): {prep['trainer']:.2f} s) | <= 5% |",
     ]
 
 

@@ -76,11 +76,14 @@ def loading(trainer: DictConfig, accelerator: Accelerator) -> batching.Loading:
     )
 
 
+# torch.optim.AdamW's options for each trainer.adamw (None: torch's own default for the device)
+ADAMW_OPTIONS: dict[str | None, dict[str, bool]] = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}, None: {}}
+
+
 def adamw(model: torch.nn.Module, trainer: DictConfig, accelerator: Accelerator) -> torch.optim.Optimizer:
     """AdamW with weight decay on weight matrices only; fused on a GPU unless trainer.adamw says otherwise."""
     choice = ("fused" if on_gpu(accelerator) else None) if trainer.adamw == "auto" else trainer.adamw
-    implementation = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}, None: {}}[choice]
-    return torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr, **implementation)
+    return torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr, **ADAMW_OPTIONS[choice])
 
 
 def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:

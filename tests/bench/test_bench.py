@@ -13,7 +13,10 @@ import pytest
 from qa_lab.bench.settings import bench_settings
 from tests.helpers import run
 
-SUMMARY_KEYS = {"train_speedup", "postprocess_speedup", "postprocess_speedup_dev_scale", "cache_prep_ratio", "f1_qa_lab", "f1_reference"}
+SUMMARY_KEYS = {
+    "train_speedup", "postprocess_speedup", "postprocess_speedup_dev_scale", "cache_prep_ratio", "f1_qa_lab", "f1_reference",
+    "trainer_default_speedup", "trainer_best_speedup", "f1_trainer_default", "f1_trainer_best", "f1_gap_trainer_default", "f1_gap_trainer_best",
+}
 
 
 @pytest.mark.unit
@@ -38,11 +41,11 @@ def test_a_bad_setting_is_refused_before_any_work(override, message):
 def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad_file):
     out = tmp_path / "BENCHMARKS.md"
     done = run(["-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
-                "eval_questions=30", "span_search_questions=100", "seeds=[1,2]", "bf16=true", f"data_file={xquad_file}", f"out={out}"], timeout=600)
+                "eval_questions=30", "span_search_questions=100", "seeds=[1,2]", "bf16=true", "adamw_probe_steps=2", f"data_file={xquad_file}", f"out={out}"], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert SUMMARY_KEYS <= summary.keys()
-    assert summary["bf16_autocast_speedup"] > 0  # measured, whichever way it goes on this CPU
+    assert summary["bf16_autocast_speedup"] > 0 and summary["adamw_fused_step_speedup"] > 0  # measured, whichever way they go here
     for pipeline in ("qa_lab", "reference"):  # one run per seed, scores averaged
         per_seed = summary[f"f1_{pipeline}_per_seed"]
         assert len(per_seed) == 2 and summary[f"f1_{pipeline}"] == pytest.approx(sum(per_seed) / 2, abs=1e-3)
@@ -53,6 +56,8 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
     # the report's numbers are the JSON line's (which is rounded to 4 decimals)
     shown = {
         "train_speedup": r"\| training samples/s, qa-lab / seeds \| ([\d.]+)x \|",
+        "trainer_default_speedup": r"\| training samples/s, qa-lab / HF Trainer with its defaults \| ([\d.]+)x",
+        "f1_gap_trainer_best": r"\| training samples/s, qa-lab / HF Trainer with its best flags \| [\d.]+x \(F1 ([+-][\d.]+)\)",
         "postprocess_speedup": r"\| postprocessing \+ metric, seeds / qa-lab \(same logits, 30 questions, \d+ windows\) \| ([\d.]+)x",
         # the 30 questions 4 times over: the fewest copies that reach span_search_questions=100
         "postprocess_speedup_dev_scale": r"\| postprocessing \+ metric, seeds / qa-lab \(same logits, 120 questions, \d+ windows\) \| ([\d.]+)x",
@@ -64,3 +69,5 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
         value = re.search(pattern, report, re.MULTILINE)
         assert value, f"{key} is not in the report"
         assert float(value.group(1)) == pytest.approx(summary[key], abs=0.051), key
+    for peer in ("trainer_default", "trainer_best"):  # Trainer trained and was scored: a speed and an F1 of its own
+        assert summary[f"{peer}_speedup"] > 0 and summary[f"f1_gap_{peer}"] == pytest.approx(summary["f1_qa_lab"] - summary[f"f1_{peer}"], abs=1e-3)
