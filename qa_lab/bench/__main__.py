@@ -1,29 +1,41 @@
-"""`python -m qa_lab.bench [--quick] [KEY=VALUE ...]`: qa-lab against the seeds' pipeline, side by side in one
-process (benchmark.py). Writes BENCHMARKS.md and prints one JSON line last."""
+"""`python -m qa_lab.bench [--quick] [KEY=VALUE ...]`: qa-lab against Hugging Face Trainer and the seeds'
+pipeline, side by side in one process (benchmark.py); writes BENCHMARKS.md and prints one JSON line last.
+
+`python -m qa_lab.bench device [--weights DIR] [--out FILE] [KEY=VALUE ...]`: qa-lab's training step on
+this machine's accelerator (device.py); prints its table and one JSON line last. Each imports only what it
+needs: the device benchmark runs where Hydra, datasets and W&B are not installed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
-import datasets
 import transformers
-
-from qa_lab.bench.benchmark import benchmark
-from qa_lab.bench.report import markdown, ratios, rounded
-from qa_lab.bench.settings import bench_settings
-from qa_lab.core.conf import register_resolvers
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa_lab.bench", description="qa-lab against the seeds' pipeline, side by side in one process")
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    transformers.utils.logging.set_verbosity_error()  # the backbone's load report (a fresh span head) is expected
+    return device_main(argv[1:]) if argv[:1] == ["device"] else peers_main(argv)
+
+
+def peers_main(argv: list[str]) -> int:
+    import datasets
+
+    from qa_lab.bench.benchmark import benchmark
+    from qa_lab.bench.report import markdown, ratios, rounded
+    from qa_lab.bench.settings import bench_settings
+    from qa_lab.core.conf import register_resolvers
+
+    parser = argparse.ArgumentParser(prog="python -m qa_lab.bench", description="qa-lab against Hugging Face Trainer and the seeds' pipeline, side by side in one process")
     parser.add_argument("--quick", action="store_true", help="a smoke run in a few minutes (too few steps for F1 to mean anything)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings of conf/bench/default.yaml, e.g. steps=20 out=bench.md")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
-    transformers.utils.logging.set_verbosity_error()  # the backbone's load report (a fresh span head) is expected
     datasets.disable_progress_bars()  # Trainer's preprocessing (Dataset.map) would draw one per pass
     register_resolvers()
     try:
@@ -34,6 +46,31 @@ def main(argv: list[str] | None = None) -> int:
     summary = ratios(results)
     Path(settings.out).write_text(markdown(settings, results, summary, args.quick), encoding="utf-8")
     print(json.dumps({key: rounded(value) for key, value in summary.items()}))
+    return 0
+
+
+def device_main(argv: list[str]) -> int:
+    import torch
+
+    from qa_lab.bench.device import device_benchmark, device_markdown, device_settings, device_summary, minilm_folder
+    from qa_lab.bench.report import rounded
+
+    parser = argparse.ArgumentParser(prog="python -m qa_lab.bench device", description="qa-lab's training step on this machine's accelerator")
+    parser.add_argument("--weights", type=Path, help="a MiniLM folder (save_pretrained; a half-precision copy will do): its config and weights")
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings of conf/bench/device.yaml, e.g. steps=50")
+    args = parser.parse_args(argv)
+    try:
+        settings = device_settings(args.overrides, gpu=torch.cuda.is_available())
+        folder = minilm_folder(args.weights)
+    except ValueError as error:
+        parser.error(str(error))
+    results = device_benchmark(settings, folder, pretrained=args.weights is not None)
+    table = device_markdown(settings, results)
+    if args.out:
+        args.out.write_text(table, encoding="utf-8")
+    print(table)
+    print(json.dumps(rounded(device_summary(results))))
     return 0
 
 

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from qa_lab.bench import reference
-from qa_lab.bench.measure import peak_gflops, peak_memory, train_flops_per_token
+from qa_lab.bench.measure import fresh_accelerator_state, peak_gflops, peak_memory, train_flops_per_token
 from qa_lab.bench.reference import postprocess_reference
 from qa_lab.bench.trainer_peer import run_qa_features, run_trainer
 from qa_lab.core.conf import CONF_DIR, conf_file
@@ -40,14 +40,6 @@ from qa_lab.model.backbone import load_config, load_model, load_tokenizer
 from qa_lab.training.setup import ADAMW_OPTIONS
 
 log = logging.getLogger("qa_lab.bench")
-
-
-def fresh_accelerator_state() -> None:
-    """Forget the Accelerate state of the run before (a process-wide singleton): each run, qa-lab's or
-    Trainer's, chooses its own mixed precision."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def run_qa_lab(

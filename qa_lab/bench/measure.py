@@ -1,5 +1,5 @@
-"""What the benchmark measures besides the pipelines themselves: this machine's matrix-product peak, the
-model FLOPs per token (for model FLOP utilisation), and a run's peak resident memory."""
+"""What the benchmarks measure besides the pipelines themselves: the matrix-product peak of the CPU or GPU,
+the model FLOPs per token (for model FLOP utilisation), and a run's peak resident memory."""
 
 from __future__ import annotations
 
@@ -20,18 +20,36 @@ log = logging.getLogger(__name__)
 MB = 2**20
 
 
-def peak_gflops(size: int, dtype: torch.dtype, repeats: int) -> float:
+def peak_gflops(size: int, dtype: torch.dtype, repeats: int, device: torch.device | None = None) -> float:
     """This machine's dense matrix-product rate (GFLOP/s) through `linear`, the operation the model's layers
-    use (a CPU without bf16 instructions runs bf16 far slower than fp32): the denominator of model FLOP
-    utilisation. The fastest of `repeats` products, so a moment of load from elsewhere does not lower it."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.nn.functional.linear(a, b)  # warm-up
+    use (a CPU without bf16 instructions runs bf16 far slower than fp32), on `device` (the CPU by default):
+    the denominator of model FLOP utilisation. The fastest of `repeats` products, so a moment of load from
+    elsewhere does not lower it."""
+    device = device or torch.device("cpu")
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+    torch.nn.functional.linear(a, b)  # warm-up (and, on a GPU, the library's choice of kernel)
     fastest = math.inf
     for _ in range(repeats):
+        synchronize(device)
         started = time.perf_counter()
         torch.nn.functional.linear(a, b)
+        synchronize(device)
         fastest = min(fastest, time.perf_counter() - started)
     return 2 * size**3 / fastest / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a GPU runs asynchronously; a CPU has nothing to wait for)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fresh_accelerator_state() -> None:
+    """Forget the Accelerate state of the run before (a process-wide singleton): each run chooses its own
+    mixed precision."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def release_free_memory() -> None:

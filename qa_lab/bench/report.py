@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
 
 from qa_lab.core import provenance
+
+if TYPE_CHECKING:  # the device benchmark imports this module where omegaconf is not installed
+    from omegaconf import DictConfig
 
 HEADINGS = {
     "qa_lab": "qa-lab",
@@ -155,7 +156,9 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
 
 
 def rounded(value: Any) -> Any:
-    """Floats of the JSON line to 4 decimals (lists too); infinities as they are."""
+    """Floats of the JSON line to 4 decimals (in lists and dicts too); infinities as they are."""
     if isinstance(value, list):
         return [rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
     return round(value, 4) if isinstance(value, float) and math.isfinite(value) else value

@@ -13,18 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.errors import ConfigError
+from qa_lab.core.paths import CONF_DIR
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-def checkout_root() -> Path | None:
-    """The qa-lab checkout this code runs from (also under an editable install), or None for an installed package."""
-    root = PACKAGE_DIR.parent
-    return root if (root / "conf" / "config.yaml").is_file() and (root / "pyproject.toml").is_file() else None
-
-
-# a checkout reads conf/ where it is; an installed package its copy, qa_lab/conf (pyproject.toml ships it)
-CONF_DIR = (checkout_root() or PACKAGE_DIR) / "conf"
 
 
 def package_path(package: str, *parts: str) -> str:

@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from qa_lab.core.conf import checkout_root
+from qa_lab.core.paths import checkout_root
 
 PACKAGES = ("qa-lab", "torch", "transformers", "datasets", "accelerate", "tokenizers", "optuna", "hydra-core", "wandb", "numpy", "pandas")
 
