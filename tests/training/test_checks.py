@@ -29,6 +29,8 @@ def test_bad_trainer_values():
     ("trainer.loader.num_workers=-1", "trainer.loader.num_workers: takes auto or a whole number >= 0, got -1"),
     ("trainer.pad_to_multiple_of=0", "trainer.pad_to_multiple_of: takes auto or a whole number >= 1, got 0"),
     ("trainer.loader.pin_memory=maybe", "trainer.loader.pin_memory: takes auto, true or false, got 'maybe'"),
+    ("trainer.compile=yes", "trainer.compile: takes true or false, got 'yes'"),
+    ("trainer.compile_bucket=0", "trainer.compile_bucket: takes a whole number >= 1, got 0"),
 ])
 def test_bad_gpu_settings(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from qa_lab.core.records import THRESHOLD_KEY
+from qa_lab.model.compiling import compiled_graphs
 from qa_lab.training.context import EpochEnd, Run
 from qa_lab.training.hooks import Hook
 
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 class EpochLog(Hook):
     def on_epoch_end(self, run: Run, epoch: EpochEnd) -> None:
         log.info("epoch %d | %s", epoch.record["epoch"], epoch_line(epoch.record))
+        if run.trainer.compile:  # a count far above 2 x the width buckets: shapes escape them, each compiling anew
+            log.info("torch.compile: %d graphs so far", compiled_graphs())
 
 
 def score_parts(record: dict[str, Any]) -> list[str]:
