@@ -7,15 +7,20 @@ import re
 import string
 from collections.abc import Sequence
 
-# a regular expression rather than str.translate: as fast on ASCII, several times faster on other text
-_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]+")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-SEPARATOR = "\x00"  # joins texts normalised together (see normalized_tokens)
+# string.punctuation is ASCII, and an ASCII byte never occurs inside another character's UTF-8 bytes: deleting
+# those bytes removes exactly those characters, several times faster than a regular expression or
+# str.translate (surrogatepass: a lone surrogate from a JSON file round-trips instead of failing)
+_PUNCTUATION = string.punctuation.encode()
+# the official r"\b(a|an|the)\b", with each word boundary checked after the article's first letter: a
+# pattern that starts with a letter lets the engine skip ahead to the next "a" or "t" (about 1.5x faster)
+_ARTICLES = re.compile(r"(?:t(?<!\wt)he|a(?<!\wa)n?)(?!\w)")
+SEPARATOR = "\x00"  # joins texts normalised together (see normalized_texts)
 
 
 def _strip(text: str) -> str:
     """Lower case, then no punctuation, then no articles: the official order (spacing is left to split)."""
-    return _ARTICLES.sub(" ", _PUNCTUATION.sub("", text.lower()))
+    lowered = text.lower().encode("utf-8", "surrogatepass").translate(None, _PUNCTUATION).decode("utf-8", "surrogatepass")
+    return _ARTICLES.sub(" ", lowered)
 
 
 def normalize_answer(text: str) -> str:

@@ -7,12 +7,12 @@ import torch
 from accelerate.utils import TorchDynamoPlugin
 
 
-def dynamo_plugin(recompile_limit: int) -> TorchDynamoPlugin:
-    """Accelerate's plugin for torch.compile with the inductor backend and static shapes (each width bucket
-    compiles once, then runs without guards on dynamic sizes); `recompile_limit` graphs per function before
-    torch falls back to eager, above the number of buckets so that it is never reached."""
+def dynamo_plugin(recompile_limit: int, backend: str = "inductor") -> TorchDynamoPlugin:
+    """Accelerate's plugin for torch.compile with static shapes (each width bucket compiles once, then runs
+    without guards on dynamic sizes); `recompile_limit` graphs per function before torch falls back to
+    eager, above the number of buckets so that it is never reached."""
     torch._dynamo.config.cache_size_limit = recompile_limit
-    return TorchDynamoPlugin(backend="inductor", dynamic=False)
+    return TorchDynamoPlugin(backend=backend, dynamic=False)
 
 
 def compiled_graphs() -> int:

@@ -49,7 +49,7 @@ def start_processes(trainer: DictConfig) -> Accelerator:
         gradient_accumulation_steps=trainer.gradient_accumulation_steps,
         # on a machine without a GPU, cpu=True is what makes `torchrun --nproc_per_node N` a gloo process group
         cpu=trainer.cpu or not torch.accelerator.is_available(),
-        dynamo_plugin=dynamo_plugin(trainer.compile_recompile_limit) if trainer.compile else None,
+        dynamo_plugin=dynamo_plugin(trainer.compile_recompile_limit, trainer.compile_backend) if trainer.compile else None,
     )
     if not accelerator.is_main_process:  # one copy of each log line: the other processes report problems only
         logging.getLogger("qa_lab").setLevel(logging.WARNING)

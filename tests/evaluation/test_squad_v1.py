@@ -103,7 +103,10 @@ def test_normalizing_texts_together_equals_one_by_one(xquad):
     of other kinds at the edges, and a text holding the joining character itself (then each is normalised alone)."""
     texts = [gold for golds in xquad.values() for gold in golds][:500]
     texts += ["ΟΔΟΣ", "Σ", "ΑΣ.", "the", "a", " an ", "", "THE END", "end the", "(the)", "\u00a0x\u2003 y\x1c", "\t", f"a{SEPARATOR}the b"]
-    for group in (texts, texts[-5:], [texts[-1]], []):
+    # word boundaries beside non-ASCII letters and symbols, underscores, near-articles; a lone surrogate
+    texts += ["\u2019the x", "\u00e9the an", "_the a_", "tan than ant", "xan a-n", "\u03b1 the\u00b0", "\ud800 the \udfff"]
+    joined_pass = [text for text in texts if SEPARATOR not in text]
+    for group in (joined_pass, joined_pass[-12:], [joined_pass[-1]], texts, [f"a{SEPARATOR}the b"], []):  # texts: each alone
         assert normalized_texts(group) == [official_normalize(text) for text in group]
 
 
