@@ -69,7 +69,8 @@ def top_indices(logits: np.ndarray, n: int) -> np.ndarray:
     width = logits.shape[1]
     if width <= n + 1:
         return np.argsort(logits, axis=1)[:, ::-1][:, :n]
-    values, chosen = (part.numpy() for part in torch.topk(torch.from_numpy(logits), n + 1, dim=1, sorted=True))
+    # contiguous: torch takes no negative strides (a reversed or sliced view of someone's logits)
+    values, chosen = (part.numpy() for part in torch.topk(torch.from_numpy(np.ascontiguousarray(logits)), n + 1, dim=1, sorted=True))
     tied = (values[:, 1:] == values[:, :-1]).any(axis=1)
     top = chosen[:, :n]
     if tied.any():

@@ -188,3 +188,13 @@ def test_top_indices_order_like_the_references_argsort(n):
     for logits in (distinct, tied, padded):
         expected = np.stack([np.argsort(row)[-1 : -n - 1 : -1] for row in logits])
         assert (top_indices(logits, n) == expected).all()
+
+
+def test_logits_given_as_a_reversed_view_give_the_same_answers():
+    """A view with negative strides (what a caller's slicing can hand over) is searched like its copy."""
+    rng = np.random.default_rng(3)
+    offsets, example_index, contexts = random_windows(rng)
+    start, end = (rng.normal(size=offsets.shape[:2]).astype(np.float32) for _ in range(2))
+    start_view, end_view = (np.flip(np.ascontiguousarray(side[:, ::-1]), axis=1) for side in (start, end))
+    assert start_view.strides[1] < 0 and np.array_equal(start_view, start)
+    assert postprocess(start_view, end_view, offsets, example_index, contexts).answers == postprocess(start, end, offsets, example_index, contexts).answers
