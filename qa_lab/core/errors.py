@@ -47,8 +47,12 @@ class StorageError(QALabError):
 def _user_error(error: BaseException | None) -> QALabError | None:
     """The QALabError behind `error`: itself, or one raised in a config resolver (`${public_data:...}`), which
     OmegaConf wraps in its own error."""
-    from omegaconf.errors import InterpolationResolutionError
-
+    if error is None or isinstance(error, QALabError):
+        return error
+    try:
+        from omegaconf.errors import InterpolationResolutionError
+    except ImportError:  # the device benchmark runs where omegaconf may not be installed: no resolvers there
+        return None
     if isinstance(error, InterpolationResolutionError):
         while error is not None and not isinstance(error, QALabError):
             error = error.__cause__ or error.__context__

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
-
 from qa_lab.core.errors import DataError
 from qa_lab.data.examples import COLUMNS, REQUIRED
+
+if TYPE_CHECKING:  # read_examples runs where omegaconf is not installed (the device benchmark)
+    from omegaconf import DictConfig
 
 FLAT_LAYOUT = (
     "official SQuAD JSON ({'data': [{'paragraphs': [{'context', 'qas': [{'id', 'question', 'answers'}]}]}]}) "
@@ -100,6 +101,8 @@ def _canonical(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             where=where,
             fix=f"expected {FLAT_LAYOUT}",
         )
+    if frame.empty:  # nothing to train or score on; cleaning an empty table would fail inside pandas
+        raise DataError("no questions in it", where=where, fix=f"expected {FLAT_LAYOUT} with at least one question")
     frame = frame.copy()
     if "title" not in frame.columns:
         frame["title"] = ""
@@ -139,6 +142,8 @@ def _answers(value: Any, where: str) -> dict[str, list]:
 def load_source(data: DictConfig, hub_timeout: float) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The raw tables of the configured source (`data.source`), by split, and where each came from."""
     if data.source == "synthetic":
+        from omegaconf import OmegaConf
+
         from qa_lab.data.synthetic import make_synthetic
 
         options = OmegaConf.to_container(data.synthetic, resolve=True)

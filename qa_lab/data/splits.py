@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from qa_lab.data.cleaning import REPAIRS, SplitReport, clean_examples
 from qa_lab.data.examples import unanswerable
 from qa_lab.data.sources import load_source
+
+if TYPE_CHECKING:  # split_by_context runs where omegaconf is not installed (the device benchmark)
+    from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 

@@ -133,6 +133,14 @@ def test_squad_json_entry_without_a_field(tmp_path):
         read_examples(path)
 
 
+@pytest.mark.parametrize("payload", [{"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": []}]}]}, {"data": []}])
+def test_a_file_without_questions_is_refused(tmp_path, payload):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(DataError, match=r"empty.json: no questions in it\nFix: expected official SQuAD JSON"):
+        read_examples(path)
+
+
 def test_unsupported_suffix_and_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_examples(tmp_path / "nope.json")
