@@ -1,8 +1,8 @@
 """`python -m qa_lab.bench [--quick] [KEY=VALUE ...]`: qa-lab against Hugging Face Trainer and the seeds'
 pipeline, side by side in one process (benchmark.py); writes BENCHMARKS.md and prints one JSON line last.
 
-`python -m qa_lab.bench device [--weights DIR] [--out FILE] [KEY=VALUE ...]`: qa-lab's training step on
-this machine's accelerator (device.py); prints its table and one JSON line last. Each imports only what it
+`python -m qa_lab.bench device [--weights DIR] [--data FILE] [--out FILE] [KEY=VALUE ...]`: qa-lab's
+training step on this machine's accelerator, and MiniLM's EM/F1 in bf16 against fp32 (device.py); prints its table and one JSON line last. Each imports only what it
 needs: the device benchmark runs where Hydra, datasets and W&B are not installed.
 """
 
@@ -54,9 +54,12 @@ def device_main(argv: list[str]) -> int:
 
     from qa_lab.bench.device import device_benchmark, device_markdown, device_settings, device_summary, minilm_folder
     from qa_lab.bench.report import rounded
+    from qa_lab.core.errors import exit_on_user_error
+    from qa_lab.core.public_data import locate
 
     parser = argparse.ArgumentParser(prog="python -m qa_lab.bench device", description="qa-lab's training step on this machine's accelerator")
-    parser.add_argument("--weights", type=Path, help="a MiniLM folder (save_pretrained; a half-precision copy will do): its config and weights")
+    parser.add_argument("--weights", type=Path, help="a MiniLM folder (save_pretrained; a half-precision copy will do): its config, weights and tokenizer")
+    parser.add_argument("--data", type=Path, help="the SQuAD-format file MiniLM's EM/F1 are measured on (default: quality_data, XQuAD-en)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings of conf/bench/device.yaml, e.g. steps=50")
     args = parser.parse_args(argv)
@@ -65,7 +68,8 @@ def device_main(argv: list[str]) -> int:
         folder = minilm_folder(args.weights)
     except ValueError as error:
         parser.error(str(error))
-    results = device_benchmark(settings, folder, pretrained=args.weights is not None)
+    with exit_on_user_error():  # a data file that is missing or unusable: what, where and the fix, exit status 2
+        results = device_benchmark(settings, folder, args.data or locate(settings["quality_data"]))
     table = device_markdown(settings, results)
     if args.out:
         args.out.write_text(table, encoding="utf-8")

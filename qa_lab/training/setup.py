@@ -30,11 +30,9 @@ from qa_lab.features import batching
 from qa_lab.features.cache import cached_windows
 from qa_lab.features.windows import Windows, WindowSpec
 from qa_lab.model.compiling import dynamo_plugin
+from qa_lab.training import optim
 
 log = logging.getLogger(__name__)
-
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-
 
 def quiet_library_bars() -> None:
     """Our bars show on terminals only (tqdm disable=None); the libraries' bars follow the same rule."""
@@ -79,16 +77,6 @@ def loading(trainer: DictConfig, accelerator: Accelerator) -> batching.Loading:
         num_workers=int(resolved(trainer.loader.num_workers, trainer.loader.gpu_workers, 0)),
         pin_memory=bool(resolved(trainer.loader.pin_memory, True, False)),
     )
-
-
-# torch.optim.AdamW's options for each trainer.adamw (None: torch's own default for the device)
-ADAMW_OPTIONS: dict[str | None, dict[str, bool]] = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}, None: {}}
-
-
-def adamw(model: torch.nn.Module, trainer: DictConfig, accelerator: Accelerator) -> torch.optim.Optimizer:
-    """AdamW with weight decay on weight matrices only; fused on a GPU unless trainer.adamw says otherwise."""
-    choice = ("fused" if on_gpu(accelerator) else None) if trainer.adamw == "auto" else trainer.adamw
-    return torch.optim.AdamW(_parameter_groups(model, trainer.weight_decay), lr=trainer.lr, **ADAMW_OPTIONS[choice])
 
 
 def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
@@ -180,7 +168,8 @@ def prepare_training(
         trainer.length_group_batches, trainer.group_by_length, how,
     )
     eval_loader = batching.eval_loader(data.eval_windows, trainer.eval_batch_size, tokenizer.pad_token_id, pad_left, how)
-    model, optimizer = accelerator.prepare(model, adamw(model, trainer, accelerator))
+    optimizer = optim.adamw(model, trainer.lr, trainer.weight_decay, trainer.adamw, on_gpu(accelerator))
+    model, optimizer = accelerator.prepare(model, optimizer)
     # training batches stay on the host: the loop counts their tokens there and copies them without blocking
     train_loader = accelerator.prepare_data_loader(train_loader, device_placement=False)
     eval_loader = accelerator.prepare(eval_loader)
@@ -197,10 +186,3 @@ def prepare_training(
     )
     return Trainable(model, optimizer, scheduler, train_loader, eval_loader, total_steps, pad_left)
 
-
-def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices only: not on biases and normalisation weights."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        (no_decay if name.endswith(NO_DECAY) else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

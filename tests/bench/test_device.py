@@ -6,12 +6,15 @@ Its speeds are for BENCHMARKS.md, measured on a GPU; never asserted here."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
-from qa_lab.bench.device import device_settings
+from qa_lab.bench.__main__ import device_main
+from qa_lab.bench.device import device_settings, minilm_folder
+from qa_lab.core.errors import EXIT_INPUT_ERROR
 from tests.helpers import ROOT
 
 HEAVY = ("hydra", "omegaconf", "datasets", "optuna", "wandb", "plotly", "mlflow")
@@ -21,7 +24,9 @@ HEAVY = ("hydra", "omegaconf", "datasets", "optuna", "wandb", "plotly", "mlflow"
 @pytest.mark.parametrize(
     "override, message",
     [("stepz=3", "expected KEY=VALUE with KEY one of models, "), ("steps", "expected KEY=VALUE"),
-     ("precisions=[fp16]", r"\['fp16'\] unknown; choose among fp32, bf16, each with or without \+compile")],
+     ("precisions=[fp16]", r"\['fp16'\] unknown; choose among fp32, bf16, each with or without \+compile"),
+     ("quality_model=large", r"quality_model=large: not one of models \(tiny\)"),
+     ("quality_precisions=[bf16+compile]", "choose among fp32 and bf16")],
 )
 def test_a_bad_setting_is_refused(override, message):
     with pytest.raises(ValueError, match=message):
@@ -35,13 +40,32 @@ def test_without_a_gpu_the_cpu_block_applies():
     assert list(cpu["models"]) == ["tiny"] and cpu["steps"] == 2 and cpu["max_length"] < gpu["max_length"]
 
 
+@pytest.mark.unit
+def test_a_weights_folder_without_a_tokenizer_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no tokenizer.json there; give a folder where the model and its tokenizer were saved"):
+        minilm_folder(tmp_path)
+
+
+@pytest.mark.unit
+def test_unusable_data_stops_before_the_timing_with_the_fix(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"data": [{"paragraphs": [{"qas": [{"id": "1", "question": "q", "answers": []}]}]}]}', encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        device_main(["--data", str(broken)])
+    assert stop.value.code == EXIT_INPUT_ERROR
+    message = capsys.readouterr().err
+    assert f"{broken}: SQuAD JSON entry without the field 'context'" in message and "Fix: expected official SQuAD JSON" in message
+
+
 @pytest.mark.e2e
-def test_device_benchmark_runs_on_the_cpu_with_light_imports_only(tmp_path):
+def test_device_benchmark_runs_on_the_cpu_with_light_imports_only(tmp_path, xquad_file):
     table = tmp_path / "device.md"
     script = (
         "import sys, json\n"
         "from qa_lab.bench.__main__ import main\n"
-        f"code = main(['device', '--out', {str(table)!r}, 'steps=2', 'eval_batches=1'])\n"
+        f"code = main(['device', '--data', {str(xquad_file)!r}, '--out', {str(table)!r}, 'steps=2', 'eval_batches=1'])\n"
         f"print(json.dumps(sorted(name for name in {HEAVY!r} if name in sys.modules)))\n"
         "sys.exit(code)\n"
     )
@@ -52,7 +76,12 @@ def test_device_benchmark_runs_on_the_cpu_with_light_imports_only(tmp_path):
     summary = json.loads(summary_line)
     assert summary["peak_tflops_fp32"] > 0 and summary["peak_tflops_bf16"] > 0
     assert set(summary["cases"]) == {"tiny fp32", "tiny bf16"}
+    assert set(summary["quality"]) == {"fp32", "bf16"}
+    assert summary["f1_gap_bf16"] == pytest.approx(summary["quality"]["bf16"]["f1"] - summary["quality"]["fp32"]["f1"], abs=1e-3)
     report = table.read_text(encoding="utf-8")
+    for precision, run in summary["quality"].items():
+        assert 0 <= run["exact_match"] <= run["f1"] <= 100 and math.isfinite(run["train_loss"])
+        assert f"| {precision} | {run['exact_match']:.2f} | {run['f1']:.2f} |" in report
     for case, run in summary["cases"].items():
         assert run["windows_per_second"] > 0 and run["eval_windows_per_second"] > 0 and 0 < run["mfu"] < 1
         row = next(line for line in report.splitlines() if line.startswith(f"| {case} |"))
