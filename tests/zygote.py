@@ -87,6 +87,7 @@ def run_child(request: dict) -> None:
 
 def _run(argv: list[str]) -> int:
     """Run `python <argv>` in this process: `-m module ...` or `script.py ...`; its exit status."""
+    sys.orig_argv = [sys.executable, *argv]  # as the interpreter started that way records it (a sweep's owner re-runs it)
     try:
         if argv[0] == "-m":  # as `python -m`: the working folder first on the path
             sys.argv = [argv[1], *argv[2:]]

@@ -21,12 +21,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import numbers
+import signal
+import sys
 import threading
 import time
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.errors import ConfigError, exit_on_user_error, require
 from qa_lab.core.secrets import mask_text
-from qa_lab.studies.trial import make_pruner, trial_id
+from qa_lab.studies.trial import IN_MEMORY, make_pruner, trial_id
+from qa_lab.studies.workers import ClusterWorker, Owner, Share, Worker, cluster_executor, current_worker, split_machine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,10 @@ class SweepFailedError(RuntimeError):
     """Too many trials failed: something is wrong with the setup rather than with a few combinations."""
 
 
+class SweepStopped(Exception):  # noqa: N818 - what the trial's error says: the sweep was stopped, not a bug
+    """SIGINT or SIGTERM reached a worker: its running trial ends as FAIL with this reason."""
+
+
 class StudyLoop(OptunaSweeperImpl):
     def __init__(
         self,
@@ -68,31 +76,23 @@ class StudyLoop(OptunaSweeperImpl):
         pruner: DictConfig | None,
         heartbeat_interval: int,
         grace_period: int | None,
+        workers: DictConfig,
+        cluster: DictConfig | None,
         **settings: Any,
     ) -> None:
-        if settings["n_jobs"] != 1:
-            raise ConfigError(
-                f"is {settings['n_jobs']}; a worker runs one trial at a time",
-                where="hydra.sweeper.n_jobs",
-                fix="keep n_jobs=1 and start the same command in more processes or machines: they share the study",
-            )
         self.sampler_config = sampler
         super().__init__(instantiate(sampler, _execution_whitelist_=SAMPLER_MODULES), **settings)
         self.pruner = make_pruner(pruner)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.workers, self.cluster = workers, cluster
         self.counted = COUNTED  # trial states that count towards n_trials
+        self.stop_signal: int | None = None  # SIGINT or SIGTERM received by this worker
+        self.in_trial = False  # a trial's job is running: a stop signal ends it
 
     def sweep(self, arguments: list[str]) -> None:
         with exit_on_user_error():
-            require(not OmegaConf.select(self.config, "hub.push"), "hub.push", "a sweep does not push its trials to the Hub",
-                    "leave hub.push off and push the best trial's folder afterwards: qa-lab push <its folder> --repo-id <user/name>")
-        self._process_searchspace_config()
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(
-            self._parse_sweeper_params_config() + list(arguments)
-        )
-        for name in fixed_params:
-            distributions.pop(name, None)
-        self._size_grid(distributions)
+            self._check_settings()
+        distributions, fixed_params, fixed_overrides = self._search_space(arguments)
         with self._claim():  # the first worker creates the tables and the study, the others load them
             storage = self._storage()
             study = optuna.create_study(
@@ -103,10 +103,70 @@ class StudyLoop(OptunaSweeperImpl):
                 direction=self._get_directions()[0],
                 load_if_exists=True,
             )
-        log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, mask_text(self.storage),
+        self.study_name = study.study_name  # the name Optuna made up when none was given
+        log.info("Study %s in %s: %d trials in total, %d in it already", self.study_name, self._storage_text,
                  self.n_trials, self._taken(study, set()))
+        if self.n_jobs > 1 and current_worker() is None:
+            self._own(study)
+            return
+        if self._run_trials(study, storage, distributions, fixed_params, fixed_overrides) and current_worker() is None:
+            self._save_results(study)
+
+    def _check_settings(self) -> None:
+        """What would fail later or silently do something else, refused before any trial."""
+        directions = self._get_directions()
+        require(len(directions) == 1, "hydra.sweeper.direction", f"is {directions}: a multi-objective study",
+                "give one direction (maximize or minimize): the study sweeper runs single-objective studies, whose trials it can prune")
+        require(not OmegaConf.select(self.config, "hub.push"), "hub.push", "a sweep does not push its trials to the Hub",
+                "leave hub.push off and push the best trial's folder afterwards: qa-lab push <its folder> --repo-id <user/name>")
+        require(self.n_jobs >= 1, "hydra.sweeper.n_jobs", f"is {self.n_jobs}", "give the number of workers, 1 or more")
+        shared = self.n_jobs > 1 or self.cluster is not None
+        require(self.study_name is not None or not shared, "hydra.sweeper.study_name", "is null, but workers find their study by name",
+                "name the study: hydra.sweeper.study_name=<name>")
+        require(self.storage is not None or not shared, "hydra.sweeper.storage",
+                "is null (a study in this process's memory), but workers in other processes share the study through its storage",
+                "give a database: hydra.sweeper.storage=sqlite:///<file>.db on one machine, postgresql://... on a cluster")
+        on_cluster = self.cluster is not None and self.cluster.executor != "local"
+        require(not (on_cluster and str(self.storage).startswith("sqlite")), "hydra.sweeper.storage",
+                f"is {mask_text(str(self.storage))}: SQLite on a cluster's network file system loses its locks",
+                "give a PostgreSQL server all nodes reach: hydra.sweeper.storage=postgresql://<user>@<host>/<database>")
+
+    def _search_space(self, arguments: list[str]) -> tuple[dict, dict, list[str]]:
+        """The sampled parameters' distributions, the fixed ones, and the other overrides of the sweep."""
+        self._process_searchspace_config()
+        distributions, fixed_params, fixed_overrides = create_params_from_overrides(
+            self._parse_sweeper_params_config() + list(arguments)
+        )
+        for name in fixed_params:
+            distributions.pop(name, None)
+        self._size_grid(distributions)
+        return distributions, fixed_params, fixed_overrides
+
+    def _own(self, study: optuna.Study) -> None:
+        """n_jobs > 1: run the same command as n_jobs workers (processes, or submitit jobs) and follow them."""
+        shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
+        owner = Owner(study, self.n_trials, self.workers, self._get_directions()[0], Path(self.sweep_dir) / "workers")
+        command = [sys.executable, *sys.orig_argv[1:]]  # this very command, with this interpreter, as each worker
+        if self.cluster is None:
+            stopped = owner.run(lambda share, log_file: Worker(share, command, log_file), shares)
+        else:
+            executor = cluster_executor(self.cluster, self.study_name)
+            # a cluster gives each job its own GPUs and cores: the owner's split would contradict it
+            shares = [Share(share.index, None, None) for share in shares]
+            stopped = owner.run(lambda share, log_file: ClusterWorker(share, command, log_file, executor), shares)
+        self._save_results(study)
+        if stopped is not None:
+            print(f"Sweep stopped by {signal.Signals(stopped).name}; re-run the same command to complete the study", file=sys.stderr)
+            raise SystemExit(128 + stopped)
+
+    def _run_trials(self, study: optuna.Study, storage: optuna.storages.BaseStorage, distributions: dict,
+                    fixed_params: dict, fixed_overrides: list[str]) -> bool:
+        """One trial at a time until the study holds n_trials; False when a signal stopped it first."""
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, self._stop)
+        worker = current_worker()
         failed: set[int] = set()  # trial numbers that failed in this session
-        while True:
+        while self.stop_signal is None:
             with self._claim(), _own_heartbeats():
                 optuna.storages.fail_stale_trials(study)
                 trial = None
@@ -114,18 +174,18 @@ class StudyLoop(OptunaSweeperImpl):
                     trial = study.ask()
                     study.sampler = self._sampler_for(trial.number)
                     [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
+                    for key, value in (worker or {}).items():
+                        trial.set_user_attr(key, value)
                 elif not study.get_trials(deepcopy=False, states=RUNNING):
                     break
             if trial is None:  # the study is full, but other workers' trials still run and may fail
                 time.sleep(WAIT_FOR_OTHERS_SECONDS)
                 continue
             log.info("trial %d: %s", trial.number, " ".join(overrides))
-            with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
-                [result] = self.launcher.launch([(*overrides, f"trial={trial.number}")], self.job_idx)
-            self.job_idx += 1
-            if result.hydra_cfg is not None:  # where the trial's run folder is: `qa-lab push` of the best trial needs it
+            result = self._launch(storage, trial, overrides)
+            if isinstance(result, JobReturn) and result.hydra_cfg is not None:  # the trial's run folder: `qa-lab push` of the best trial needs it
                 trial.set_user_attr(RUN_DIR_ATTR, str(result.hydra_cfg.hydra.runtime.output_dir))
-            if _tell(study, trial, result) == optuna.trial.TrialState.FAIL:
+            if _tell(study, trial, result) == optuna.trial.TrialState.FAIL and self.stop_signal is None:
                 failed.add(trial.number)
                 if len(failed) > self.max_failure_rate * self.n_trials:
                     raise SweepFailedError(
@@ -133,7 +193,35 @@ class StudyLoop(OptunaSweeperImpl):
                         f"{self.max_failure_rate} of {self.n_trials}; their errors are in the study "
                         f"(user attribute 'error') and in the trials' run folders under {self.sweep_dir}"
                     )
-        self._save_results(study)
+        if self.stop_signal is None:
+            return True
+        log.warning("stopped by %s; re-run the same command to complete the study", signal.Signals(self.stop_signal).name)
+        if worker is None:
+            raise SystemExit(128 + self.stop_signal)
+        return False
+
+    def _launch(self, storage: optuna.storages.BaseStorage, trial: optuna.Trial, overrides: Sequence[str]) -> JobReturn | SweepStopped:
+        """The trial as a Hydra job numbered as the trial (hydra.job.num: no override the app must know, and
+        unique in the study whichever worker runs it); the stop when a signal ended it outside the job."""
+        if self.stop_signal is not None:  # claimed, then stopped before it began
+            return _stopped(self.stop_signal)
+        self.in_trial = True
+        try:
+            with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
+                [result] = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        except SweepStopped as stop:
+            return stop
+        finally:
+            self.in_trial = False
+        return result
+
+    def _stop(self, number: int, frame: Any) -> None:
+        """SIGINT / SIGTERM: the running trial's job ends with SweepStopped (recorded as FAIL) and no new trial starts."""
+        self.stop_signal = number
+        if self.in_trial:
+            self.in_trial = False  # once: the job's own clean-up runs undisturbed
+            raise _stopped(number)
+
 
     def _size_grid(self, distributions: dict[str, optuna.distributions.BaseDistribution]) -> None:
         """A grid sampler gets its grid from the search space and caps n_trials at the grid's size; each point
@@ -158,7 +246,11 @@ class StudyLoop(OptunaSweeperImpl):
             return self.sampler
         return instantiate(self.sampler_config, seed=seed + number, _execution_whitelist_=SAMPLER_MODULES)
 
-    def _storage(self) -> optuna.storages.RDBStorage:
+    def _storage(self) -> optuna.storages.BaseStorage:
+        """The study's database, with heartbeats; storage null: a study in this process's memory, which the
+        trials (jobs in this process) find through trial.IN_MEMORY."""
+        if self.storage is None:
+            return IN_MEMORY.setdefault(self.study_name, optuna.storages.InMemoryStorage())
         with _own_heartbeats():
             return optuna.storages.RDBStorage(
                 self.storage, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
@@ -167,6 +259,9 @@ class StudyLoop(OptunaSweeperImpl):
     @contextmanager
     def _claim(self) -> Iterator[None]:
         """Study-wide mutual exclusion for counting and asking, so that workers never exceed n_trials."""
+        if self.storage is None:  # one process: nothing to exclude
+            yield
+            return
         url = sqlalchemy.engine.make_url(self.storage)
         backend = url.get_backend_name()
         if backend == "sqlite" and url.database not in (None, "", ":memory:"):
@@ -174,7 +269,7 @@ class StudyLoop(OptunaSweeperImpl):
             with FileLock(f"{url.database}.lock"):
                 yield
         elif backend == "postgresql":
-            key = zlib.crc32(self.study_name.encode())  # one advisory lock per study
+            key = zlib.crc32(str(self.study_name).encode())  # one advisory lock per study
             with self._lock_engine.connect() as connection:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
                 try:
@@ -211,14 +306,23 @@ class StudyLoop(OptunaSweeperImpl):
         run_dir = best.user_attrs.get(RUN_DIR_ATTR, "<the best trial's run folder>")
         return [
             f"Best trial of {self.study_name}: #{best.number}, {self.direction} {best.value}, params {best.params}",
-            f"  study: {counts}; n_trials {self.n_trials}; storage {mask_text(self.storage)}",
+            f"  study: {counts}; n_trials {self.n_trials}; storage {self._storage_text}",
             f"  best trial's run folder: {run_dir}",
             f"  sweep folder: {self.sweep_dir} ({RESULTS_FILE})",
             "  next:",
             f"    qa-lab compare {self.sweep_dir}",
             f"    qa-lab push {run_dir} --repo-id <user/name>",
-            f"    optuna-dashboard {mask_text(self.storage)}",
+            *([f"    optuna-dashboard {self._storage_text}"] if self.storage is not None else []),
         ]
+
+    @property
+    def _storage_text(self) -> str:
+        return mask_text(self.storage) if self.storage is not None else "in memory (storage null: not kept)"
+
+
+def _stopped(number: int) -> SweepStopped:
+    """The stop as the trial records it: which signal, and that a re-run replaces the trial."""
+    return SweepStopped(f"the sweep was stopped by {signal.Signals(number).name}; a re-run replaces this trial")
 
 
 @contextmanager
@@ -231,8 +335,11 @@ def _own_heartbeats() -> Iterator[None]:
 
 
 @contextmanager
-def _heartbeat(storage: optuna.storages.RDBStorage, identifier: int, interval: int) -> Iterator[None]:
+def _heartbeat(storage: optuna.storages.BaseStorage, identifier: int, interval: int) -> Iterator[None]:
     """Tell the storage every `interval` seconds that this worker's trial (by storage id) is alive."""
+    if not isinstance(storage, optuna.storages.RDBStorage):  # in memory: no other worker to tell
+        yield
+        return
     done = threading.Event()
 
     def beat() -> None:
@@ -249,14 +356,17 @@ def _heartbeat(storage: optuna.storages.RDBStorage, identifier: int, interval: i
         thread.join()
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> optuna.trial.TrialState:
-    """Record how the trial's job ended: its objective, pruned (or skipped), or failed with its error."""
-    if result.status == JobStatus.COMPLETED:
-        value = float(result.return_value)
-        if math.isfinite(value):
+def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn | SweepStopped) -> optuna.trial.TrialState:
+    """Record how the trial's job ended: its objective, pruned (or skipped), or failed with its error (or with
+    the stop, when a signal ended it before or around its job)."""
+    if isinstance(result, SweepStopped):
+        error: BaseException = result
+    elif result.status == JobStatus.COMPLETED:
+        value = _objective(result.return_value)
+        if isinstance(value, float) and math.isfinite(value):
             _record(study, trial, values=value)
             return optuna.trial.TrialState.COMPLETE
-        error: BaseException = ValueError(f"the run returned {value} (no epoch was evaluated)")
+        error = ValueError(f"the run returned {value!r}, not a finite number (for qa-lab: no epoch was evaluated)")
     else:
         error = result._return_value  # the job's exception; `return_value` would re-raise it
     if isinstance(error, optuna.TrialPruned):
@@ -268,6 +378,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> optuna
     _record(study, trial, state=optuna.trial.TrialState.FAIL)
     log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
     return optuna.trial.TrialState.FAIL
+
+
+def _objective(value: Any) -> Any:
+    """The job's return value as the study's float objective, or the value itself when it is not one number."""
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real):
+        return value
+    return float(value)
 
 
 def _record(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:

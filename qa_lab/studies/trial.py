@@ -1,6 +1,6 @@
 """A run's side of an Optuna study: report each epoch's objective to its trial, stop when the pruner says so.
 
-The study sweeper (sweeper.py) starts every trial as a Hydra job with the override `trial=<number>`.
+The study sweeper (sweeper.py) starts every trial as a Hydra job numbered as the trial (`hydra.job.num`).
 The job opens that trial in the study's storage (read from the sweeper's own config, so both sides always
 agree on the storage, study and pruner), reports the objective after each epoch, and raises
 `optuna.TrialPruned` when the pruner stops it: the sweeper records the trial as PRUNED.
@@ -19,6 +19,9 @@ from omegaconf import DictConfig
 from qa_lab.core.errors import ConfigError
 
 PRUNER_MODULES = ("optuna.pruners.*",)  # what a pruner config may instantiate
+SWEEPER = "qa_lab.studies.sweeper.StudySweeper"  # the study sweeper's _target_ (sweeper.py)
+# storage null: the sweep's in-memory studies by name, where its trials (jobs in the same process) find them
+IN_MEMORY: dict[str, optuna.storages.InMemoryStorage] = {}
 
 
 class SkippedTrial(optuna.TrialPruned):
@@ -49,8 +52,9 @@ class StudyTrial:
         return self.trial.number
 
     def describe(self) -> dict[str, Any]:
-        """What W&B and summary.json record about the trial."""
-        return {"number": self.number, "study": self.trial.study.study_name, "params": self.params}
+        """What W&B and summary.json record about the trial (with several workers, which one ran it)."""
+        worker = {key: value for key, value in self.trial.user_attrs.items() if key.startswith("worker")}
+        return {"number": self.number, "study": self.trial.study.study_name, "params": self.params} | worker
 
     def should_stop(self, epoch: int, value: float) -> bool:
         """Report the epoch's objective; True when the pruner stops the trial here."""
@@ -58,20 +62,24 @@ class StudyTrial:
         return self.trial.should_prune()
 
 
-def open_trial(number: int | None) -> StudyTrial | None:
-    """The trial this run is (`trial`, set by the study sweeper), or None outside a study sweep."""
-    if number is None:
-        return None
+def open_trial() -> StudyTrial | None:
+    """The trial this run is, or None outside a study sweep: the study sweeper numbers each job as its trial
+    (hydra.job.num)."""
     from hydra.core.hydra_config import HydraConfig
 
-    sweeper = HydraConfig.get().sweeper
-    if "study_name" not in sweeper:
-        raise ConfigError(
-            f"is {number}, but this run is not part of an Optuna study",
-            where="trial",
-            fix="leave trial unset: the study sweeper (python run.py -m sweep=<preset>) sets it",
-        )
-    storage = optuna.storages.get_storage(sweeper.storage)
+    if not HydraConfig.initialized() or HydraConfig.get().sweeper.get("_target_") != SWEEPER:
+        return None
+    sweeper, number = HydraConfig.get().sweeper, HydraConfig.get().job.num
+    if sweeper.storage is None:
+        storage = IN_MEMORY.get(sweeper.study_name)
+        if storage is None:
+            raise ConfigError(
+                "is null: the study lives in the sweep's memory, and this trial runs in another process",
+                where="hydra.sweeper.storage",
+                fix="give the study a database its trials can reach: hydra.sweeper.storage=sqlite:///<file>.db",
+            )
+    else:
+        storage = optuna.storages.get_storage(sweeper.storage)
     try:
         study = optuna.load_study(study_name=sweeper.study_name, storage=storage, pruner=make_pruner(sweeper.pruner))
         return StudyTrial(optuna.Trial(study, trial_id(storage, sweeper.study_name, number)))

@@ -41,7 +41,7 @@ def train(cfg: DictConfig) -> float:
     """
     started = time.perf_counter()
     quiet_library_bars()
-    trial = open_trial(cfg.trial)  # None outside a study sweep
+    trial = open_trial()  # None outside a study sweep
     with skip_if_invalid(trial):
         check_settings(cfg)
     accelerator = start_processes(cfg.trainer)

@@ -3,13 +3,8 @@ with Optuna's own API; the tiny model on synthetic data, so each trial takes sec
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +13,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.helpers import composed, free_port, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
+from tests.helpers import composed, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
 
 pytestmark = pytest.mark.e2e
 
@@ -193,34 +188,6 @@ def test_a_dead_workers_trial_is_failed_after_the_grace_period_and_replaced(tmp_
     assert [t.state for t in study(tmp_path, "lr-tiny-synthetic").get_trials()] == [State.FAIL, State.COMPLETE, State.COMPLETE]
 
 
-def _postgres_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or [shutil.which("pg_ctl")]
-    if found[-1] is None:
-        pytest.fail("PostgreSQL is not installed; `make test` installs Debian's postgresql package")
-    return Path(found[-1]).parent
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throw-away PostgreSQL server on loopback (as the postgres user when the tests run as root)."""
-    binaries = _postgres_bin()
-    data = Path(tempfile.mkdtemp(prefix="qa-lab-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run([*as_user, binaries / "initdb", "-D", data / "db", "-U", "qa", "--auth=trust"], check=True, capture_output=True)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_user, binaries / "pg_ctl", "-D", data / "db", "-o", options, "-l", data / "log", "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql://qa@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data / "db", "-m", "fast", "-w", "stop"], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_path, backend, request):
     storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/optuna/shared.db"
@@ -251,5 +218,5 @@ def test_every_preset_composes_into_a_study(preset):
     assert sweeper._target_ == "qa_lab.studies.sweeper.StudySweeper" and sweeper.direction == "maximize"
     assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner" and sweeper.n_trials >= 4
     assert sweeper.params and all(key == "model" or OmegaConf.select(cfg, key) is not None for key in sweeper.params)
-    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial-${trial}"
+    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "trial-${hydra.job.num}"
 
