@@ -2,7 +2,10 @@
 pipeline, side by side in one process (benchmark.py); writes BENCHMARKS.md and prints one JSON line last.
 
 `python -m qa_lab.bench device [--weights DIR] [--data FILE] [--out FILE] [KEY=VALUE ...]`: qa-lab's
-training step on this machine's accelerator, and MiniLM's EM/F1 in bf16 against fp32 (device.py); prints its table and one JSON line last. Each imports only what it
+training step on this machine's accelerator, and MiniLM's EM/F1 in bf16 against fp32 (device.py).
+
+`python -m qa_lab.bench workers [KEY=VALUE ...]`: a study of unequal trials with qa-lab's asynchronous
+workers and with Hydra's batch-synchronous pattern, wall time and idle share (workers.py); prints its table and one JSON line last. Each imports only what it
 needs: the device benchmark runs where Hydra, datasets and W&B are not installed.
 """
 
@@ -21,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     transformers.utils.logging.set_verbosity_error()  # the backbone's load report (a fresh span head) is expected
-    return device_main(argv[1:]) if argv[:1] == ["device"] else peers_main(argv)
+    commands = {"device": device_main, "workers": workers_main}
+    return commands[argv[0]](argv[1:]) if argv[:1] and argv[0] in commands else peers_main(argv)
 
 
 def peers_main(argv: list[str]) -> int:
@@ -75,6 +79,27 @@ def device_main(argv: list[str]) -> int:
         args.out.write_text(table, encoding="utf-8")
     print(table)
     print(json.dumps(rounded(device_summary(results))))
+    return 0
+
+
+def workers_main(argv: list[str]) -> int:
+    from qa_lab.bench.report import rounded
+    from qa_lab.bench.settings import settings_file
+    from qa_lab.bench.workers import workers_benchmark, workers_markdown
+
+    parser = argparse.ArgumentParser(prog="python -m qa_lab.bench workers", description="qa-lab's asynchronous sweep workers against Hydra's batches")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings of conf/bench/workers.yaml, e.g. n_jobs=2")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_file("workers.yaml", args.overrides)
+        results = workers_benchmark(settings)
+    except ValueError as error:
+        parser.error(str(error))
+    table = workers_markdown(settings, results)
+    if settings.out:
+        Path(settings.out).write_text(table, encoding="utf-8")
+    print(table)
+    print(json.dumps(rounded(results)))
     return 0
 
 

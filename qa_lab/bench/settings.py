@@ -8,10 +8,18 @@ from qa_lab.core.conf import conf_file
 
 
 def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
-    """conf/bench/default.yaml, its `quick` block when asked, then KEY=VALUE overrides, checked against the
+    """conf/bench/default.yaml, its `quick` block when asked, then KEY=VALUE overrides."""
+    settings = settings_file("default.yaml", overrides, "quick" if quick else None)
+    if not settings.seeds or not all(isinstance(seed, int) for seed in settings.seeds):
+        raise ValueError(f"seeds={settings.seeds}: give a non-empty list of integers, e.g. seeds=[42,43]")
+    return settings
+
+
+def settings_file(name: str, overrides: list[str], block: str | None = None) -> DictConfig:
+    """conf/bench/<name>, one of its blocks when asked, then KEY=VALUE overrides, checked against the
     defaults' keys and types so a typo fails here rather than minutes into a run."""
-    defaults = conf_file("bench", "default.yaml")
-    settings = OmegaConf.merge(defaults, defaults.quick if quick else {})
+    defaults = conf_file("bench", name)
+    settings = OmegaConf.merge(defaults, defaults[block] if block else {})
     raw = OmegaConf.to_container(defaults, resolve=False)  # types of the defaults, without fetching ${public_data:...}
     for override in overrides:
         key, equals, _ = override.partition("=")
@@ -22,6 +30,4 @@ def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
             kind = "list" if isinstance(default, list) else type(default).__name__
             raise ValueError(f"'{override}': {key} takes {kind} values (default {default})")
         settings[key] = value
-    if not settings.seeds or not all(isinstance(seed, int) for seed in settings.seeds):
-        raise ValueError(f"seeds={settings.seeds}: give a non-empty list of integers, e.g. seeds=[42,43]")
     return settings
