@@ -29,7 +29,7 @@ import time
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,17 @@ from omegaconf import DictConfig, OmegaConf
 from qa_lab.core.errors import ConfigError, exit_on_user_error, require
 from qa_lab.core.secrets import mask_text
 from qa_lab.studies.trial import IN_MEMORY, make_pruner, trial_id
-from qa_lab.studies.workers import ClusterWorker, Owner, Share, Worker, cluster_executor, current_worker, split_machine
+from qa_lab.studies.workers import (
+    STORAGE_ERRORS,
+    ClusterWorker,
+    Owner,
+    Share,
+    Worker,
+    cluster_executor,
+    current_worker,
+    split_machine,
+    storage_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,8 @@ class StudyLoop(OptunaSweeperImpl):
         grace_period: int | None,
         workers: DictConfig,
         cluster: DictConfig | None,
+        storage_retries: int,
+        storage_retry_seconds: float,
         **settings: Any,
     ) -> None:
         self.sampler_config = sampler
@@ -85,6 +97,7 @@ class StudyLoop(OptunaSweeperImpl):
         self.pruner = make_pruner(pruner)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.workers, self.cluster = workers, cluster
+        self.storage_retries, self.storage_retry_seconds = storage_retries, storage_retry_seconds
         self.counted = COUNTED  # trial states that count towards n_trials
         self.stop_signal: int | None = None  # SIGINT or SIGTERM received by this worker
         self.in_trial = False  # a trial's job is running: a stop signal ends it
@@ -167,25 +180,17 @@ class StudyLoop(OptunaSweeperImpl):
         worker = current_worker()
         failed: set[int] = set()  # trial numbers that failed in this session
         while self.stop_signal is None:
-            with self._claim(), _own_heartbeats():
-                optuna.storages.fail_stale_trials(study)
-                trial = None
-                if self._taken(study, failed) < self.n_trials:
-                    trial = study.ask()
-                    study.sampler = self._sampler_for(trial.number)
-                    [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
-                    for key, value in (worker or {}).items():
-                        trial.set_user_attr(key, value)
-                elif not study.get_trials(deepcopy=False, states=RUNNING):
-                    break
-            if trial is None:  # the study is full, but other workers' trials still run and may fail
+            claimed = self._retrying("claiming a trial", lambda: self._claim_next(study, storage, failed, distributions, fixed_params, fixed_overrides, worker))
+            if claimed == "done":
+                break
+            if claimed == "wait":  # the study is full, but other workers' trials still run and may fail
                 time.sleep(WAIT_FOR_OTHERS_SECONDS)
                 continue
+            trial, overrides = claimed
             log.info("trial %d: %s", trial.number, " ".join(overrides))
             result = self._launch(storage, trial, overrides)
-            if isinstance(result, JobReturn) and result.hydra_cfg is not None:  # the trial's run folder: `qa-lab push` of the best trial needs it
-                trial.set_user_attr(RUN_DIR_ATTR, str(result.hydra_cfg.hydra.runtime.output_dir))
-            if _tell(study, trial, result) == optuna.trial.TrialState.FAIL and self.stop_signal is None:
+            state = self._retrying(f"recording trial {trial.number}", lambda: _tell(study, trial, result))
+            if state == optuna.trial.TrialState.FAIL and self.stop_signal is None:
                 failed.add(trial.number)
                 if len(failed) > self.max_failure_rate * self.n_trials:
                     raise SweepFailedError(
@@ -199,6 +204,37 @@ class StudyLoop(OptunaSweeperImpl):
         if worker is None:
             raise SystemExit(128 + self.stop_signal)
         return False
+
+    def _claim_next(self, study: optuna.Study, storage: optuna.storages.BaseStorage, failed: set[int], distributions: dict,
+                    fixed_params: dict, fixed_overrides: list[str], worker: dict[str, Any] | None) -> tuple | str:
+        """Under the study-wide lock: the next trial and its overrides, "wait" while others' trials run in a
+        full study, or "done"."""
+        with self._claim(), _own_heartbeats():
+            optuna.storages.fail_stale_trials(study)
+            if self._taken(study, failed) >= self.n_trials:
+                return "wait" if study.get_trials(deepcopy=False, states=RUNNING) else "done"
+            trial = study.ask()
+            if isinstance(storage, optuna.storages.RDBStorage):  # from its first moment: a trial left half-made is failed as stale
+                storage.record_heartbeat(trial_id(storage, self.study_name, trial.number))
+            study.sampler = self._sampler_for(trial.number)
+            [overrides] = self._configure_trials([trial], distributions, fixed_params, fixed_overrides)
+            for key, value in (worker or {}).items():
+                trial.set_user_attr(key, value)
+            return trial, overrides
+
+    def _retrying(self, what: str, action: Callable[[], Any]) -> Any:
+        """`action`, retried while the storage cannot be reached (a database server restarting), at most
+        storage_retries times, storage_retry_seconds apart."""
+        for attempt in range(1, self.storage_retries + 2):
+            try:
+                return action()
+            except STORAGE_ERRORS as error:
+                if attempt > self.storage_retries:
+                    raise
+                log.warning("the storage failed while %s (%s); retry %d of %d in %s s", what,
+                            mask_text(storage_reason(error)), attempt, self.storage_retries, self.storage_retry_seconds)
+                time.sleep(self.storage_retry_seconds)
+        raise AssertionError("unreachable")
 
     def _launch(self, storage: optuna.storages.BaseStorage, trial: optuna.Trial, overrides: Sequence[str]) -> JobReturn | SweepStopped:
         """The trial as a Hydra job numbered as the trial (hydra.job.num: no override the app must know, and
@@ -283,7 +319,7 @@ class StudyLoop(OptunaSweeperImpl):
     @functools.cached_property
     def _lock_engine(self) -> sqlalchemy.Engine:
         """The connection pool for the PostgreSQL study lock, opened once per worker."""
-        return sqlalchemy.create_engine(self.storage, pool_size=1)
+        return sqlalchemy.create_engine(self.storage, pool_size=1, pool_pre_ping=True)  # pre-ping: a restarted server's dead connections are replaced
 
     def _save_results(self, study: optuna.Study) -> None:
         counts = Counter(trial.state for trial in study.get_trials(deepcopy=False))
@@ -344,7 +380,10 @@ def _heartbeat(storage: optuna.storages.BaseStorage, identifier: int, interval: 
 
     def beat() -> None:
         while not done.wait(interval):
-            storage.record_heartbeat(identifier)
+            try:
+                storage.record_heartbeat(identifier)
+            except STORAGE_ERRORS as error:  # the database is restarting: the next beat tries again
+                log.warning("heartbeat of trial id %d not recorded: %s", identifier, storage_reason(error))
 
     storage.record_heartbeat(identifier)
     thread = threading.Thread(target=beat, name=f"heartbeat-{identifier}", daemon=True)
@@ -359,6 +398,8 @@ def _heartbeat(storage: optuna.storages.BaseStorage, identifier: int, interval: 
 def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn | SweepStopped) -> optuna.trial.TrialState:
     """Record how the trial's job ended: its objective, pruned (or skipped), or failed with its error (or with
     the stop, when a signal ended it before or around its job)."""
+    if isinstance(result, JobReturn) and result.hydra_cfg is not None:  # the trial's run folder: `qa-lab push` of the best trial needs it
+        trial.set_user_attr(RUN_DIR_ATTR, str(result.hydra_cfg.hydra.runtime.output_dir))
     if isinstance(result, SweepStopped):
         error: BaseException = result
     elif result.status == JobStatus.COMPLETED:

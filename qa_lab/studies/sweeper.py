@@ -86,6 +86,10 @@ class StudySweeperConf(OptunaSweeperConf):
     # for grace_period seconds (default 2 intervals) belonged to a dead worker and is marked FAIL
     heartbeat_interval: int = 60
     grace_period: int | None = None
+    # a storage call that fails for want of its database (a server restarting) is tried again this many
+    # times, this many seconds apart, before the worker gives up
+    storage_retries: int = 10
+    storage_retry_seconds: float = 3.0
 
 
 # The pruners, shipped with the plugin so that it starts in any Hydra app. Steps are epochs in qa-lab: a run

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from omegaconf import DictConfig
 
 from qa_lab.core.errors import ConfigError
@@ -33,6 +34,13 @@ WORKER_ENV = "QA_LAB_SWEEP_WORKER"  # set on a worker: its index; the command th
 GPU_COUNT_ENV = "QA_LAB_GPU_COUNT"  # the number of GPUs to split among workers, in place of torch's count (tests)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch reads them at import
 WORKER_ATTRS = ("worker", "worker_device", "worker_threads")  # the user attributes a worker sets on its trials
+# what a storage raises while its database cannot be reached (a server restarting); retried, not fatal
+STORAGE_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, optuna.exceptions.StorageInternalError)
+def storage_reason(error: BaseException) -> str:
+    """The first line of what the database said (Optuna wraps a lost connection in a message about invalid data)."""
+    return str(error.__cause__ or error).strip().splitlines()[0]
+
+
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
@@ -203,7 +211,10 @@ class Owner:
         running, deadline = set(range(len(workers))), None
         while running:
             time.sleep(self.settings.poll_interval)
-            self._report_trials()
+            try:
+                self._report_trials()
+            except STORAGE_ERRORS as error:  # the workers retry their own storage calls; the owner looks again
+                log.warning("the study's storage failed (%s); looking again in %s s", storage_reason(error), self.settings.poll_interval)
             for index in sorted(running):
                 status = workers[index].exit_status()
                 if status is None:

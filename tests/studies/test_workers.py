@@ -113,6 +113,22 @@ def wait_for_running(storage: str, name: str, count: int, timeout: float = 120) 
 
 
 @pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_restarted_postgresql_server_costs_no_trial_and_no_duplicate(tmp_path, postgres_server):
+    name = "restarted"
+    command = (*UNEQUAL, "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={postgres_server.url}", f"hydra.sweeper.study_name={name}",
+               "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=10", "hydra.sweeper.storage_retry_seconds=1")
+    owner = sweep(tmp_path, *command, wait=False)
+    wait_for_running(postgres_server.url, name, 2)
+    postgres_server.restart()  # both workers are inside a trial, with open connections and heartbeats
+    assert owner.wait(timeout=600) == 0, owner.output()[0][-3000:]
+    trials = study(tmp_path, name, postgres_server.url).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # n_trials, no number twice
+    # each trial reconnected and completed, or failed with its reason (this session counts it; a re-run replaces it)
+    assert all(t.state == State.COMPLETE or (t.state == State.FAIL and t.user_attrs.get("error")) for t in trials)
+
+
+@pytest.mark.e2e
 def test_sigint_to_the_owner_stops_every_worker_and_a_rerun_completes_the_study(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna/{NAME}.db"
     command = ("sweep=lr", NO_PRUNING, "trainer.epochs=30", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2")
