@@ -24,7 +24,7 @@ from qa_lab.core.secrets import mask_text
 from qa_lab.data.examples import fingerprint
 from qa_lab.data.splits import load_splits
 
-PRINTED = ["status", "backbone", "max_length", "stride", "lr", "epochs", "best_epoch", "exact_match", "f1", "HasAns_f1", "NoAns_f1", "train_samples_per_second", "wall_seconds"]
+PRINTED = ["status", "worker", "backbone", "max_length", "stride", "lr", "epochs", "best_epoch", "exact_match", "f1", "HasAns_f1", "NoAns_f1", "train_samples_per_second", "wall_seconds"]
 
 
 @dataclass

@@ -155,6 +155,7 @@ def _row(name: str, folder: Path, flat: dict[str, Any], summary: dict, epochs: l
         "validation_fingerprint": summary.get("data_fingerprints", {}).get("validation"),
         "study": summary.get("trial", {}).get("study"),
         "trial": summary.get("trial", {}).get("number"),
+        "worker": summary.get("trial", {}).get("worker"),  # with hydra.sweeper.n_jobs > 1: the worker that ran it
         "path": str(folder),
     }
 

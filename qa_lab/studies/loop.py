@@ -53,9 +53,12 @@ from qa_lab.studies.workers import (
     ClusterWorker,
     Owner,
     Share,
+    SweepStopped,
     Worker,
     cluster_executor,
     current_worker,
+    session_failures,
+    session_start,
     split_machine,
     storage_reason,
 )
@@ -73,10 +76,6 @@ WAIT_FOR_OTHERS_SECONDS = 2
 
 class SweepFailedError(RuntimeError):
     """Too many trials failed: something is wrong with the setup rather than with a few combinations."""
-
-
-class SweepStopped(Exception):  # noqa: N818 - what the trial's error says: the sweep was stopped, not a bug
-    """SIGINT or SIGTERM reached a worker: its running trial ends as FAIL with this reason."""
 
 
 class StudyLoop(OptunaSweeperImpl):
@@ -158,7 +157,13 @@ class StudyLoop(OptunaSweeperImpl):
     def _own(self, study: optuna.Study) -> None:
         """n_jobs > 1: run the same command as n_jobs workers (processes, or submitit jobs) and follow them."""
         shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
-        owner = Owner(study, self.n_trials, self.workers, self._get_directions()[0], Path(self.sweep_dir) / "workers")
+        with exit_on_user_error():
+            require(all(override in sys.argv for override in self.config.hydra.overrides.task), "hydra.sweeper.n_jobs",
+                    f"is {self.n_jobs}: the workers re-run the command that started this sweep, but it was started from "
+                    f"another program ({' '.join(sys.orig_argv[:3])} ...)",
+                    "start the sweep from its own command line (python <app>.py -m ...), or keep n_jobs=1")
+        owner = Owner(study, self.n_trials, self.workers, self._get_directions()[0], Path(self.sweep_dir) / "workers",
+                      self.max_failure_rate * self.n_trials)
         command = [sys.executable, *sys.orig_argv[1:]]  # this very command, with this interpreter, as each worker
         if self.cluster is None:
             stopped = owner.run(lambda share, log_file: Worker(share, command, log_file), shares)
@@ -168,6 +173,8 @@ class StudyLoop(OptunaSweeperImpl):
             shares = [Share(share.index, None, None) for share in shares]
             stopped = owner.run(lambda share, log_file: ClusterWorker(share, command, log_file, executor), shares)
         self._save_results(study)
+        if owner.too_many_failures:
+            raise _too_many_failures(owner.too_many_failures, self.max_failure_rate, self.n_trials, self.sweep_dir)
         if stopped is not None:
             print(f"Sweep stopped by {signal.Signals(stopped).name}; re-run the same command to complete the study", file=sys.stderr)
             raise SystemExit(128 + stopped)
@@ -192,12 +199,9 @@ class StudyLoop(OptunaSweeperImpl):
             state = self._retrying(f"recording trial {trial.number}", lambda: _tell(study, trial, result))
             if state == optuna.trial.TrialState.FAIL and self.stop_signal is None:
                 failed.add(trial.number)
-                if len(failed) > self.max_failure_rate * self.n_trials:
-                    raise SweepFailedError(
-                        f"{len(failed)} trials failed in this session, more than hydra.sweeper.max_failure_rate="
-                        f"{self.max_failure_rate} of {self.n_trials}; their errors are in the study "
-                        f"(user attribute 'error') and in the trials' run folders under {self.sweep_dir}"
-                    )
+                if len(self._failures(study, failed)) > self.max_failure_rate * self.n_trials:
+                    raise _too_many_failures([study.trials[n] for n in sorted(self._failures(study, failed))],
+                                             self.max_failure_rate, self.n_trials, self.sweep_dir)
         if self.stop_signal is None:
             return True
         log.warning("stopped by %s; re-run the same command to complete the study", signal.Signals(self.stop_signal).name)
@@ -272,7 +276,13 @@ class StudyLoop(OptunaSweeperImpl):
     def _taken(self, study: optuna.Study, failed: set[int]) -> int:
         """Trials that count towards n_trials: those in the counted states, and this session's failures
         (a failing combination is not tried again and again by one command)."""
-        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | failed)
+        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | self._failures(study, failed))
+
+    @staticmethod
+    def _failures(study: optuna.Study, own: set[int]) -> set[int]:
+        """This session's failed trials: this process's own, and with an owner every worker's since it started."""
+        since = session_start()
+        return own | ({t.number for t in session_failures(study, since)} if since else set())
 
     def _sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
         """A seeded sampler draws from seed + trial number: workers sharing a study, or a resumed study,
@@ -354,6 +364,14 @@ class StudyLoop(OptunaSweeperImpl):
     @property
     def _storage_text(self) -> str:
         return mask_text(self.storage) if self.storage is not None else "in memory (storage null: not kept)"
+
+
+def _too_many_failures(failed: list[optuna.trial.FrozenTrial], rate: float, n_trials: int, sweep_dir: str) -> SweepFailedError:
+    return SweepFailedError(
+        f"{len(failed)} trials failed in this session, more than hydra.sweeper.max_failure_rate={rate} of {n_trials} "
+        f"(the last: trial {failed[-1].number}, {failed[-1].user_attrs.get('error')}); all errors are in the study "
+        f"(user attribute 'error') and in the trials' run folders under {sweep_dir}"
+    )
 
 
 def _stopped(number: int) -> SweepStopped:

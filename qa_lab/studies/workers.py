@@ -11,6 +11,7 @@ every worker on Ctrl-C or SIGTERM, and reports a worker that died.
 from __future__ import annotations
 
 import ctypes
+import datetime
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from qa_lab.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "QA_LAB_SWEEP_WORKER"  # set on a worker: its index; the command then runs one worker loop
+SESSION_ENV = "QA_LAB_SWEEP_SESSION"  # set on a worker: when its owner started (ISO), the session its failures count in
 GPU_COUNT_ENV = "QA_LAB_GPU_COUNT"  # the number of GPUs to split among workers, in place of torch's count (tests)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch reads them at import
 WORKER_ATTRS = ("worker", "worker_device", "worker_threads")  # the user attributes a worker sets on its trials
@@ -42,6 +44,11 @@ def storage_reason(error: BaseException) -> str:
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+class SweepStopped(Exception):  # noqa: N818 - what the trial's error says: the sweep was stopped, not a bug
+    """SIGINT or SIGTERM reached a worker: its running trial ends as FAIL with this reason (not a failure of
+    the trial: it does not count towards max_failure_rate, and a re-run replaces it)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,20 @@ def current_worker() -> dict[str, Any] | None:
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
     threads = os.environ.get(THREAD_VARIABLES[0])
     return dict(zip(WORKER_ATTRS, (int(os.environ[WORKER_ENV]), f"cuda:{gpu}" if gpu else "cpu", int(threads) if threads else None)))
+
+
+def session_start() -> datetime.datetime | None:
+    """When this worker's owner started its session (None outside an owner's workers)."""
+    value = os.environ.get(SESSION_ENV)
+    return datetime.datetime.fromisoformat(value) if value else None
+
+
+def session_failures(study: optuna.Study, since: datetime.datetime) -> list[optuna.trial.FrozenTrial]:
+    """Trials that failed with an error since `since`, whichever worker ran them (a dead worker's trial, failed
+    by the heartbeat check, has no error of its own, and a stopped one is no failure: neither counts)."""
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return [t for t in failed if "error" in t.user_attrs and not t.user_attrs["error"].startswith(f"{SweepStopped.__name__}:")
+            and t.datetime_start is not None and t.datetime_start >= since]
 
 
 class Stop:
@@ -193,8 +214,11 @@ def cluster_executor(cluster: DictConfig, study_name: str) -> Any:
 class Owner:
     """The sweep command with n_jobs > 1: starts the workers, follows the study, stops and reports."""
 
-    def __init__(self, study: optuna.Study, n_trials: int, settings: DictConfig, direction: str, log_dir: Path) -> None:
+    def __init__(self, study: optuna.Study, n_trials: int, settings: DictConfig, direction: str, log_dir: Path, max_failures: float) -> None:
         self.study, self.n_trials, self.settings, self.direction, self.log_dir = study, n_trials, settings, direction, log_dir
+        self.max_failures = max_failures  # more failed trials in this session than this stop the sweep
+        self.started = datetime.datetime.now()  # Optuna's own clock for trial times: local and naive
+        self.too_many_failures: list[optuna.trial.FrozenTrial] = []
         # trial number -> "started" or "ended", as reported; earlier sessions' trials are not reported again
         self.reported = {t.number: "ended" if t.state in FINISHED else "started" for t in study.get_trials(deepcopy=False)}
 
@@ -202,6 +226,7 @@ class Owner:
         """Run the workers to the end of the study; the signal that stopped the sweep, if one did."""
         stop = Stop()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[SESSION_ENV] = self.started.isoformat()  # the workers inherit it (a submitit job too)
         workers = []
         for share in shares:
             worker = make_worker(share, self.log_dir / f"worker-{share.index}.log")
@@ -213,8 +238,14 @@ class Owner:
             time.sleep(self.settings.poll_interval)
             try:
                 self._report_trials()
+                failures = session_failures(self.study, self.started)
             except STORAGE_ERRORS as error:  # the workers retry their own storage calls; the owner looks again
                 log.warning("the study's storage failed (%s); looking again in %s s", storage_reason(error), self.settings.poll_interval)
+                failures = []
+            if len(failures) > self.max_failures and not self.too_many_failures:
+                self.too_many_failures = failures
+                log.error("%d trials failed in this session: stopping the workers", len(failures))
+                stop.signal = stop.signal or signal.SIGTERM
             for index in sorted(running):
                 status = workers[index].exit_status()
                 if status is None:
@@ -226,7 +257,7 @@ class Owner:
                                 index, status, workers[index].log_file)
             if stop.signal is not None and deadline is None:
                 log.warning("%s: stopping %d worker(s); their running trials end as FAIL (a re-run replaces them)",
-                            signal.Signals(stop.signal).name, len(running))
+                            "too many failures" if self.too_many_failures else signal.Signals(stop.signal).name, len(running))
                 for index in running:
                     workers[index].stop()
                 deadline = time.monotonic() + self.settings.stop_timeout
@@ -238,7 +269,7 @@ class Owner:
         for worker in workers:
             worker.kill()  # what a finished worker left in its session (a tracker's service) goes with it
         self._report_trials()
-        return stop.signal
+        return None if self.too_many_failures else stop.signal
 
     def _report_trials(self) -> None:
         """One line per trial as it starts (once its worker has set its parameters) and as it ends."""

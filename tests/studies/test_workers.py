@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from qa_lab.studies.workers import GPU_COUNT_ENV, split_machine
-from tests.studies.test_sweep import NO_PRUNING, State, study, sweep
+from tests.studies.test_sweep import DIVERGING_LR, NO_PRUNING, State, study, sweep
 
 LONG = 6  # epochs of the long trial
 UNEQUAL = ("sweep=lr", NO_PRUNING, f"trainer.epochs=choice(1,{LONG})", "hydra.sweeper.sampler.seed=6", "hydra.sweeper.n_jobs=2")
@@ -170,6 +170,18 @@ def test_a_killed_worker_does_not_stop_the_others_and_its_trial_is_replaced(tmp_
     output = owner.output()[0]
     assert "worker 0 ended with exit status -9" in output
     assert f"worker 0: trial {victim.number} FAIL" in output and "no heartbeat within the grace period: its worker died" in output
+
+
+@pytest.mark.e2e
+def test_failures_count_across_workers_and_stop_the_sweep(tmp_path):
+    done = sweep(tmp_path, "sweep=lr", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.25",
+                 f"trainer.lr=choice({DIVERGING_LR})")
+    assert done.returncode == 1
+    trials = study(tmp_path, NAME).get_trials()
+    assert {t.state for t in trials} == {State.FAIL} and 2 <= len(trials) <= 4  # the study's failures, not each worker's
+    assert re.search(r"\d trials failed in this session, more than hydra.sweeper.max_failure_rate=0.25 of 4 \(the last: trial \d, "
+                     r"NonFiniteLossError: ", done.stderr)
+    assert "too many failures: stopping" in done.stdout + done.stderr
 
 
 @pytest.mark.e2e
