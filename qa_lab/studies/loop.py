@@ -51,7 +51,9 @@ from qa_lab.studies.trial import IN_MEMORY, make_pruner, trial_id
 from qa_lab.studies.workers import (
     STORAGE_ERRORS,
     ClusterWorker,
+    NOT_FAILURES,
     Owner,
+    RejectedResult,
     Share,
     SweepStopped,
     Worker,
@@ -185,7 +187,8 @@ class StudyLoop(OptunaSweeperImpl):
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, self._stop)
         worker = current_worker()
-        failed: set[int] = set()  # trial numbers that failed in this session
+        failed: set[int] = set()  # trial numbers that failed in this session (they count towards n_trials)
+        failures: set[int] = set()  # those of them that count towards max_failure_rate
         while self.stop_signal is None:
             claimed = self._retrying("claiming a trial", lambda: self._claim_next(study, storage, failed, distributions, fixed_params, fixed_overrides, worker))
             if claimed == "done":
@@ -196,12 +199,16 @@ class StudyLoop(OptunaSweeperImpl):
             trial, overrides = claimed
             log.info("trial %d: %s", trial.number, " ".join(overrides))
             result = self._launch(storage, trial, overrides)
-            state = self._retrying(f"recording trial {trial.number}", lambda: _tell(study, trial, result))
+            if self.stop_signal is not None and not (isinstance(result, JobReturn) and result.status == JobStatus.COMPLETED):
+                result = _stopped(self.stop_signal)  # whatever the interrupted job raised (a library may wrap it), it was stopped
+            state, error = self._retrying(f"recording trial {trial.number}", lambda: _tell(study, trial, result))
             if state == optuna.trial.TrialState.FAIL and self.stop_signal is None:
                 failed.add(trial.number)
-                if len(self._failures(study, failed)) > self.max_failure_rate * self.n_trials:
-                    raise _too_many_failures([study.trials[n] for n in sorted(self._failures(study, failed))],
-                                             self.max_failure_rate, self.n_trials, self.sweep_dir)
+                if not isinstance(error, NOT_FAILURES):
+                    failures.add(trial.number)
+                counted = self._failures(study, failures, NOT_FAILURES)
+                if len(counted) > self.max_failure_rate * self.n_trials:
+                    raise _too_many_failures([study.trials[n] for n in sorted(counted)], self.max_failure_rate, self.n_trials, self.sweep_dir)
         if self.stop_signal is None:
             return True
         log.warning("stopped by %s; re-run the same command to complete the study", signal.Signals(self.stop_signal).name)
@@ -276,13 +283,14 @@ class StudyLoop(OptunaSweeperImpl):
     def _taken(self, study: optuna.Study, failed: set[int]) -> int:
         """Trials that count towards n_trials: those in the counted states, and this session's failures
         (a failing combination is not tried again and again by one command)."""
-        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | self._failures(study, failed))
+        return len({t.number for t in study.get_trials(deepcopy=False, states=self.counted)} | self._failures(study, failed, (SweepStopped,)))
 
     @staticmethod
-    def _failures(study: optuna.Study, own: set[int]) -> set[int]:
-        """This session's failed trials: this process's own, and with an owner every worker's since it started."""
+    def _failures(study: optuna.Study, own: set[int], excluded: tuple[type, ...]) -> set[int]:
+        """This session's failed trials but for the `excluded` causes: this process's own, and with an owner
+        every worker's since it started."""
         since = session_start()
-        return own | ({t.number for t in session_failures(study, since)} if since else set())
+        return own | ({t.number for t in session_failures(study, since, excluded)} if since else set())
 
     def _sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
         """A seeded sampler draws from seed + trial number: workers sharing a study, or a resumed study,
@@ -413,9 +421,9 @@ def _heartbeat(storage: optuna.storages.BaseStorage, identifier: int, interval: 
         thread.join()
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn | SweepStopped) -> optuna.trial.TrialState:
+def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn | SweepStopped) -> tuple[optuna.trial.TrialState, BaseException | None]:
     """Record how the trial's job ended: its objective, pruned (or skipped), or failed with its error (or with
-    the stop, when a signal ended it before or around its job)."""
+    the stop, when a signal ended it before or around its job); the state, and the error of a FAIL."""
     if isinstance(result, JobReturn) and result.hydra_cfg is not None:  # the trial's run folder: `qa-lab push` of the best trial needs it
         trial.set_user_attr(RUN_DIR_ATTR, str(result.hydra_cfg.hydra.runtime.output_dir))
     if isinstance(result, SweepStopped):
@@ -424,19 +432,19 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn | SweepSto
         value = _objective(result.return_value)
         if isinstance(value, float) and math.isfinite(value):
             _record(study, trial, values=value)
-            return optuna.trial.TrialState.COMPLETE
-        error = ValueError(f"the run returned {value!r}, not a finite number (for qa-lab: no epoch was evaluated)")
+            return optuna.trial.TrialState.COMPLETE, None
+        error = RejectedResult(f"the run returned {value!r}, not a finite number (for qa-lab: no epoch was evaluated)")
     else:
         error = result._return_value  # the job's exception; `return_value` would re-raise it
     if isinstance(error, optuna.TrialPruned):
         trial.set_user_attr("pruned", str(error))
         _record(study, trial, state=optuna.trial.TrialState.PRUNED)
         log.info("trial %d pruned: %s", trial.number, error)
-        return optuna.trial.TrialState.PRUNED
+        return optuna.trial.TrialState.PRUNED, None
     trial.set_user_attr("error", f"{type(error).__name__}: {error}")
     _record(study, trial, state=optuna.trial.TrialState.FAIL)
     log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
-    return optuna.trial.TrialState.FAIL
+    return optuna.trial.TrialState.FAIL, error
 
 
 def _objective(value: Any) -> Any:

@@ -51,6 +51,14 @@ class SweepStopped(Exception):  # noqa: N818 - what the trial's error says: the 
     the trial: it does not count towards max_failure_rate, and a re-run replaces it)."""
 
 
+class RejectedResult(ValueError):
+    """The job returned no single finite number: its trial ends as FAIL with this reason, and (as in the
+    official sweeper) it does not count towards max_failure_rate."""
+
+
+NOT_FAILURES = (SweepStopped, RejectedResult)  # FAIL trials whose cause was not a failing run: no max_failure_rate
+
+
 @dataclass(frozen=True)
 class Share:
     """One worker's part of the machine, decided once by the owner."""
@@ -108,11 +116,12 @@ def session_start() -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value) if value else None
 
 
-def session_failures(study: optuna.Study, since: datetime.datetime) -> list[optuna.trial.FrozenTrial]:
-    """Trials that failed with an error since `since`, whichever worker ran them (a dead worker's trial, failed
-    by the heartbeat check, has no error of its own, and a stopped one is no failure: neither counts)."""
+def session_failures(study: optuna.Study, since: datetime.datetime, excluded: tuple[type, ...]) -> list[optuna.trial.FrozenTrial]:
+    """Trials that failed with an error since `since`, whichever worker ran them, but for the `excluded` causes
+    (a dead worker's trial, failed by the heartbeat check, has no error of its own and never counts)."""
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-    return [t for t in failed if "error" in t.user_attrs and not t.user_attrs["error"].startswith(f"{SweepStopped.__name__}:")
+    prefixes = tuple(f"{kind.__name__}:" for kind in excluded)
+    return [t for t in failed if "error" in t.user_attrs and not t.user_attrs["error"].startswith(prefixes)
             and t.datetime_start is not None and t.datetime_start >= since]
 
 
@@ -238,7 +247,7 @@ class Owner:
             time.sleep(self.settings.poll_interval)
             try:
                 self._report_trials()
-                failures = session_failures(self.study, self.started)
+                failures = session_failures(self.study, self.started, NOT_FAILURES)
             except STORAGE_ERRORS as error:  # the workers retry their own storage calls; the owner looks again
                 log.warning("the study's storage failed (%s); looking again in %s s", storage_reason(error), self.settings.poll_interval)
                 failures = []
