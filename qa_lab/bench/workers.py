@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from qa_lab.core.paths import checkout_root
+from qa_lab.studies.workers import split_machine
 
 SWEEPS = {  # name -> how the sweep is asked for, on top of the shared overrides
     "qa-lab": ["hydra/sweeper=qa_lab", "hydra/sweeper/pruner=none"],
@@ -56,7 +57,7 @@ def sweep_command(settings: DictConfig, name: str, folder: Path) -> list[str]:
 
 def run_sweep(settings: DictConfig, name: str, folder: Path) -> dict[str, Any]:
     """One sweep as a process of its own; its wall time and its trials' spans."""
-    threads = str(max(len(os.sched_getaffinity(0)) // settings.n_jobs, 1))  # the split qa-lab's owner makes itself
+    threads = str(_threads(settings))
     env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "WANDB_MODE": "offline"}
     folder.mkdir(parents=True)  # the official sweeper does not create its SQLite file's folder
     started = time.perf_counter()
@@ -65,6 +66,11 @@ def run_sweep(settings: DictConfig, name: str, folder: Path) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"the {name} sweep failed (exit status {done.returncode}):\n{done.stderr[-3000:]}")
     return {"wall_seconds": wall, "spans": trial_spans(folder, settings.n_jobs)}
+
+
+def _threads(settings: DictConfig) -> int:
+    """Each worker's threads: the split qa-lab's owner makes itself, given to the batch sweep's workers too."""
+    return split_machine(settings.n_jobs, [], "auto")[0].threads
 
 
 def trial_spans(folder: Path, n_jobs: int) -> list[Span]:
@@ -116,7 +122,7 @@ def workers_markdown(settings: DictConfig, results: dict[str, Any]) -> str:
     lines = [
         f"`python -m qa_lab.bench workers`: {trials} trials ({' '.join(settings.overrides)}, trainer.epochs in "
         f"{list(settings.epochs)} x trainer.seed in {list(settings.seeds)}, a seeded grid: the same trials in the same order), "
-        f"{settings.n_jobs} workers of {max(len(os.sched_getaffinity(0)) // settings.n_jobs, 1)} thread(s) each.",
+        f"{settings.n_jobs} workers of {_threads(settings)} thread(s) each.",
         "",
         "| | " + " | ".join(HEADINGS[name] for name in SWEEPS) + " |",
         "|---|" + "---|" * len(SWEEPS),

@@ -38,11 +38,6 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch reads them at
 WORKER_ATTRS = ("worker", "worker_device", "worker_threads")  # the user attributes a worker sets on its trials
 # what a storage raises while its database cannot be reached (a server restarting); retried, not fatal
 STORAGE_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, optuna.exceptions.StorageInternalError)
-def storage_reason(error: BaseException) -> str:
-    """The first line of what the database said (Optuna wraps a lost connection in a message about invalid data)."""
-    return str(error.__cause__ or error).strip().splitlines()[0]
-
-
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
@@ -123,6 +118,11 @@ def session_failures(study: optuna.Study, since: datetime.datetime, excluded: tu
     prefixes = tuple(f"{kind.__name__}:" for kind in excluded)
     return [t for t in failed if "error" in t.user_attrs and not t.user_attrs["error"].startswith(prefixes)
             and t.datetime_start is not None and t.datetime_start >= since]
+
+
+def storage_reason(error: BaseException) -> str:
+    """The first line of what the database said (Optuna wraps a lost connection in a message about invalid data)."""
+    return str(error.__cause__ or error).strip().splitlines()[0]
 
 
 class Stop:
