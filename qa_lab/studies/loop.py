@@ -5,15 +5,19 @@ what that sweeper lacks:
 - Pruning: the job reports each epoch's objective to its trial (trial.py) and raises
   `optuna.TrialPruned` when the study's pruner stops it; the trial is recorded as PRUNED.
 - One study, any number of workers: each worker runs one trial at a time until the study holds
-  `n_trials` trials that completed, were pruned or are running (its own failures of this session count
+  `n_trials` trials that completed, were pruned or are running (the failures of this session count
   too, so a failing combination is not tried again and again), then waits for the running ones. Failed
   trials of earlier sessions and dead workers do not count: a re-run of the same command resumes the
   study and replaces them (except on a grid, where every point is tried once). Claiming a trial happens
   under a study-wide lock (a file lock next to a SQLite file, an advisory lock on PostgreSQL), so workers
-  never overshoot.
+  never overshoot. With n_jobs > 1 the command is the owner of n_jobs such workers (workers.py).
 - Failures: a trial whose job raises is recorded as FAIL with its error and the sweep goes on, until
-  more than `max_failure_rate * n_trials` trials of this session failed.
-- Heartbeats: a dead worker's trial stays RUNNING no longer than the grace period, then it is FAIL.
+  more than `max_failure_rate * n_trials` trials of this session failed; a job that returns no single
+  number is FAIL too, without counting towards that rate.
+- Stops: SIGINT or SIGTERM ends the running trial's job, which is recorded as FAIL (SweepStopped), and
+  no new trial starts; a re-run replaces it.
+- Heartbeats: a dead worker's trial stays RUNNING no longer than the grace period, then it is FAIL; a
+  storage that cannot be reached for a moment (a database restarting) is retried.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, *RUNNING)  # towards n_trials
 SAMPLER_MODULES = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")  # as the official sweeper
 RESULTS_FILE = "optimization_results.yaml"
+HYDRA_OWN_OVERRIDES = ("hydra.mode=",)  # what Hydra adds to a command's overrides itself
 RUN_DIR_ATTR = "run_dir"  # the trial's user attribute with its run folder
 # a worker with nothing left to claim checks this often whether other workers' trials have ended
 WAIT_FOR_OTHERS_SECONDS = 2
@@ -140,6 +145,12 @@ class StudyLoop(OptunaSweeperImpl):
         require(self.storage is not None or not shared, "hydra.sweeper.storage",
                 "is null (a study in this process's memory), but workers in other processes share the study through its storage",
                 "give a database: hydra.sweeper.storage=sqlite:///<file>.db on one machine, postgresql://... on a cluster")
+        if self.n_jobs > 1 and current_worker() is None:  # the owner re-runs its own command line as each worker
+            given = [*self.config.hydra.overrides.hydra, *self.config.hydra.overrides.task]
+            require(all(o in sys.argv for o in given if not o.startswith(HYDRA_OWN_OVERRIDES)), "hydra.sweeper.n_jobs",
+                    f"is {self.n_jobs}: the workers re-run the command that started this sweep, but it was started from "
+                    f"another program ({' '.join(sys.orig_argv[:3])} ...)",
+                    "start the sweep from its own command line (python <app>.py -m ...), or keep n_jobs=1")
         on_cluster = self.cluster is not None and self.cluster.executor != "local"
         require(not (on_cluster and str(self.storage).startswith("sqlite")), "hydra.sweeper.storage",
                 f"is {mask_text(str(self.storage))}: SQLite on a cluster's network file system loses its locks",
@@ -158,12 +169,8 @@ class StudyLoop(OptunaSweeperImpl):
 
     def _own(self, study: optuna.Study) -> None:
         """n_jobs > 1: run the same command as n_jobs workers (processes, or submitit jobs) and follow them."""
-        shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
         with exit_on_user_error():
-            require(all(override in sys.argv for override in self.config.hydra.overrides.task), "hydra.sweeper.n_jobs",
-                    f"is {self.n_jobs}: the workers re-run the command that started this sweep, but it was started from "
-                    f"another program ({' '.join(sys.orig_argv[:3])} ...)",
-                    "start the sweep from its own command line (python <app>.py -m ...), or keep n_jobs=1")
+            shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
         owner = Owner(study, self.n_trials, self.workers, self._get_directions()[0], Path(self.sweep_dir) / "workers",
                       self.max_failure_rate * self.n_trials)
         command = [sys.executable, *sys.orig_argv[1:]]  # this very command, with this interpreter, as each worker

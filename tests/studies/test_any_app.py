@@ -85,3 +85,20 @@ def test_workers_without_a_shared_storage_are_refused(app):
     done = in_app(app, "-m", "hydra/sweeper=qa_lab", "x=interval(0,1)", "hydra.sweeper.n_jobs=2", "hydra.sweeper.study_name=s")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "hydra.sweeper.storage: is null (a study in this process's memory), but workers in other processes share" in done.stderr
+
+
+@pytest.mark.unit
+def test_workers_are_refused_when_the_sweep_was_not_started_from_its_own_command_line(hydra_sweep_runner, tmp_path, capsys):
+    """A sweep run inside another program (here pytest, through Hydra's test utilities) cannot be re-run as
+    its workers: that would start the other program once per worker."""
+    sweep = hydra_sweep_runner(
+        calling_file=None, calling_module="hydra.test_utils.a_module", task_function=lambda cfg: 1.0,
+        config_path="configs", config_name="compose.yaml",
+        overrides=["hydra/sweeper=qa_lab", "hydra.sweeper.n_jobs=2", "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2",
+                   f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db", f"hydra.sweep.dir={tmp_path}/sweep"],
+    )
+    with pytest.raises(SystemExit) as stop, sweep:
+        pass
+    assert stop.value.code == 2
+    assert "hydra.sweeper.n_jobs: is 2: the workers re-run the command that started this sweep, but it was started from another program" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
