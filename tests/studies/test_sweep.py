@@ -188,9 +188,11 @@ def test_a_dead_workers_trial_is_failed_after_the_grace_period_and_replaced(tmp_
     assert [t.state for t in study(tmp_path, "lr-tiny-synthetic").get_trials()] == [State.FAIL, State.COMPLETE, State.COMPLETE]
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
-def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_path, backend, request):
-    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/optuna/shared.db"
+# the same command in two shells (or on two machines) against one PostgreSQL study; one command with
+# hydra.sweeper.n_jobs=2 on SQLite is in test_workers.py
+@pytest.mark.postgres
+def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_path, postgres_url):
+    storage = postgres_url
     command = ("sweep=lr", NO_PRUNING, "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}",
                "hydra.sweeper.n_trials=6")
     # one core each: two torch processes with a thread per core each slow each other down many times over

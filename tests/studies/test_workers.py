@@ -1,6 +1,6 @@
 """`hydra.sweeper.n_jobs=N`: one sweep command, N asynchronous worker processes on real SQLite and PostgreSQL
-storages (read back with Optuna's API), stopped by SIGINT, one of them killed, and as submitit jobs
-through submitit's local executor. Trials are the tiny model on synthetic data, of unequal lengths: with
+storages (read back with Optuna's API), stopped by SIGINT, one of them killed, the PostgreSQL server
+restarted under them, and as submitit jobs through submitit's local executor. Trials are the tiny model on synthetic data, of unequal lengths: with
 the sampler's seed below, one of the first two trials trains LONG epochs and every other trial one epoch."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import optuna
 import psutil
 import pytest
 
+from qa_lab.analysis.compare import compare, table_text
+from qa_lab.core.conf import conf_file
 from qa_lab.studies.workers import GPU_COUNT_ENV, split_machine
 from tests.studies.test_sweep import DIVERGING_LR, NO_PRUNING, State, study, sweep
 
@@ -69,11 +71,9 @@ def test_without_gpus_the_cores_are_split(monkeypatch):
     assert all(share.gpu is None and "CUDA_VISIBLE_DEVICES" not in share.environment() for share in split_machine(2, "auto", "auto"))
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 @pytest.mark.e2e
-def test_two_asynchronous_workers_fill_the_study_from_one_command(tmp_path, backend, request):
-    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/optuna/{NAME}.db"
-    name = f"async-{backend}"
+def test_two_asynchronous_workers_fill_the_study_from_one_command(tmp_path):
+    storage, name = f"sqlite:///{tmp_path}/optuna/{NAME}.db", "async"
     done = sweep(tmp_path, *UNEQUAL, "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={name}")
     assert done.returncode == 0, done.stderr[-3000:]
     trials = study(tmp_path, name, storage).get_trials()
@@ -87,6 +87,12 @@ def test_two_asynchronous_workers_fill_the_study_from_one_command(tmp_path, back
     logs = tmp_path / "sweeps" / name / "workers"
     assert sorted(path.name for path in logs.iterdir()) == ["worker-0.log", "worker-1.log"]
     assert all("trial " in path.read_text() for path in logs.iterdir())
+    options = conf_file("compare", "default.yaml")  # qa-lab compare's table shows which worker ran each trial
+    options.bootstrap.samples = 50
+    comparison = compare([str(tmp_path / "sweeps" / name)], options, hub_timeout=1)
+    table = comparison.runs.table
+    assert sorted(zip(table["trial"], table["worker"])) == sorted((t.number, t.user_attrs["worker"]) for t in trials)
+    assert "worker" in table_text(comparison).splitlines()[0]
 
 
 def worker_pids(owner, count: int, timeout: float = 120) -> dict[int, int]:
@@ -114,7 +120,7 @@ def wait_for_running(storage: str, name: str, count: int, timeout: float = 120) 
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-def test_a_restarted_postgresql_server_costs_no_trial_and_no_duplicate(tmp_path, postgres_server):
+def test_two_asynchronous_workers_on_postgresql_survive_a_server_restart(tmp_path, postgres_server):
     name = "restarted"
     command = (*UNEQUAL, "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={postgres_server.url}", f"hydra.sweeper.study_name={name}",
                "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=10", "hydra.sweeper.storage_retry_seconds=1")
@@ -126,6 +132,7 @@ def test_a_restarted_postgresql_server_costs_no_trial_and_no_duplicate(tmp_path,
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # n_trials, no number twice
     # each trial reconnected and completed, or failed with its reason (this session counts it; a re-run replaces it)
     assert all(t.state == State.COMPLETE or (t.state == State.FAIL and t.user_attrs.get("error")) for t in trials)
+    assert_asynchronous(trials)
 
 
 @pytest.mark.e2e
