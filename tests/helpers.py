@@ -334,3 +334,25 @@ def official_normalize(s: str) -> str:
         return "".join(ch for ch in text if ch not in exclude)
 
     return white_space_fix(remove_articles(remove_punc(s.lower())))
+
+
+# sweeps (`python run.py -m`): the tiny model on 64 synthetic questions, one epoch, W&B off
+SWEEP_FAST = ["debug=fast"]
+NO_PRUNING = "hydra/sweeper/pruner=none"
+DIVERGING_LR = "1e6"  # the tiny model's loss becomes NaN at optimiser step 3 with it
+
+
+def sweep(root: Path, *overrides: str, env_extra: dict | None = None, wait: bool = True):
+    """A sweep command writing under `root`; with wait=False the running command (output merged into stdout)."""
+    env = offline_env(**(env_extra or {}))
+    command = ["run.py", "-m", f"paths.output_root={root}", *SWEEP_FAST, *overrides]
+    if not wait:
+        return start(command, env=env, merge=True)
+    return run(command, env=env, timeout=600)
+
+
+def study(root: Path, name: str, storage: str | None = None):
+    """The Optuna study `name`, by default from the sweep's SQLite file under `root`."""
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage or f"sqlite:///{root}/optuna/{name}.db")

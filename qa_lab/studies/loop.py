@@ -257,10 +257,10 @@ class StudyLoop(OptunaSweeperImpl):
     def _launch(self, storage: optuna.storages.BaseStorage, trial: optuna.Trial, overrides: Sequence[str]) -> JobReturn | SweepStopped:
         """The trial as a Hydra job numbered as the trial (hydra.job.num: no override the app must know, and
         unique in the study whichever worker runs it); the stop when a signal ended it outside the job."""
-        if self.stop_signal is not None:  # claimed, then stopped before it began
-            return _stopped(self.stop_signal)
-        self.in_trial = True
+        self.in_trial = True  # first: from here on a stop signal raises in this thread, whenever it comes
         try:
+            if self.stop_signal is not None:  # claimed, then stopped before it began
+                return _stopped(self.stop_signal)
             with _heartbeat(storage, trial_id(storage, self.study_name, trial.number), self.heartbeat_interval):
                 [result] = self.launcher.launch([overrides], initial_job_idx=trial.number)
         except SweepStopped as stop:

@@ -41,9 +41,11 @@ STORAGE_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
-class SweepStopped(Exception):  # noqa: N818 - what the trial's error says: the sweep was stopped, not a bug
+class SweepStopped(BaseException):  # noqa: N818 - what the trial's error says: the sweep was stopped, not a bug
     """SIGINT or SIGTERM reached a worker: its running trial ends as FAIL with this reason (not a failure of
-    the trial: it does not count towards max_failure_rate, and a re-run replaces it)."""
+    the trial: it does not count towards max_failure_rate, and a re-run replaces it). A BaseException, as
+    KeyboardInterrupt is: no `except Exception` in the run (a tracker's "never cost the run") swallows it,
+    while every `finally` (the run's end hooks, Hydra's job end) still runs."""
 
 
 class RejectedResult(ValueError):

@@ -13,27 +13,21 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.helpers import composed, inspect_wandb, mlflow_runs, offline_env, run, start, tensorboard_events, tensorboard_hparams
+from tests.helpers import (
+    DIVERGING_LR,
+    NO_PRUNING,
+    composed,
+    inspect_wandb,
+    mlflow_runs,
+    study,
+    sweep,
+    tensorboard_events,
+    tensorboard_hparams,
+)
 
 pytestmark = pytest.mark.e2e
 
-FAST = ["debug=fast"]  # the tiny model on 64 synthetic questions, one epoch, W&B off
-NO_PRUNING = "hydra/sweeper/pruner=none"
-DIVERGING_LR = "1e6"  # the tiny model's loss becomes NaN at optimiser step 3 with it
 State = optuna.trial.TrialState
-
-
-def sweep(root: Path, *overrides: str, env_extra: dict | None = None, wait: bool = True):
-    """A sweep command; with wait=False the running worker (output merged into stdout)."""
-    env = offline_env(**(env_extra or {}))
-    command = ["run.py", "-m", f"paths.output_root={root}", *FAST, *overrides]
-    if not wait:
-        return start(command, env=env, merge=True)
-    return run(command, env=env, timeout=600)
-
-
-def study(root: Path, name: str, storage: str | None = None) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage or f"sqlite:///{root}/optuna/{name}.db")
 
 
 def trial_dir(root: Path, name: str, number: int) -> Path:

@@ -16,11 +16,12 @@ import pytest
 from qa_lab.analysis.compare import compare, table_text
 from qa_lab.core.conf import conf_file
 from qa_lab.studies.workers import GPU_COUNT_ENV, split_machine
-from tests.studies.test_sweep import DIVERGING_LR, NO_PRUNING, State, study, sweep
+from tests.helpers import DIVERGING_LR, NO_PRUNING, study, sweep
 
 LONG = 6  # epochs of the long trial
 UNEQUAL = ("sweep=lr", NO_PRUNING, f"trainer.epochs=choice(1,{LONG})", "hydra.sweeper.sampler.seed=6", "hydra.sweeper.n_jobs=2")
 NAME = "lr-tiny-synthetic"
+State = optuna.trial.TrialState
 STARTED = re.compile(r"worker (\d) started \(pid (\d+)")
 
 
