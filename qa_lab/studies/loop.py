@@ -169,17 +169,17 @@ class StudyLoop(OptunaSweeperImpl):
 
     def _own(self, study: optuna.Study) -> None:
         """n_jobs > 1: run the same command as n_jobs workers (processes, or submitit jobs) and follow them."""
-        with exit_on_user_error():
-            shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
         owner = Owner(study, self.n_trials, self.workers, self._get_directions()[0], Path(self.sweep_dir) / "workers",
                       self.max_failure_rate * self.n_trials)
         command = [sys.executable, *sys.orig_argv[1:]]  # this very command, with this interpreter, as each worker
         if self.cluster is None:
+            with exit_on_user_error():
+                shares = split_machine(self.n_jobs, self.workers.gpus, self.workers.threads)
             stopped = owner.run(lambda share, log_file: Worker(share, command, log_file), shares)
         else:
             executor = cluster_executor(self.cluster, self.study_name)
-            # a cluster gives each job its own GPUs and cores: the owner's split would contradict it
-            shares = [Share(share.index, None, None) for share in shares]
+            # a cluster gives each job its own GPUs and cores: no split of this machine's
+            shares = [Share(index, None, None) for index in range(self.n_jobs)]
             stopped = owner.run(lambda share, log_file: ClusterWorker(share, command, log_file, executor), shares)
         self._save_results(study)
         if owner.too_many_failures:
