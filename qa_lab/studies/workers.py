@@ -78,9 +78,9 @@ def split_machine(n_jobs: int, gpus: Any, threads: Any) -> list[Share]:
     without, cores // n_jobs threads (at least 1) unless workers.threads says otherwise."""
     visible = _visible_gpus() if gpus == "auto" else [str(gpu) for gpu in gpus]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    per_worker = max(cores // n_jobs, 1) if threads == "auto" else int(threads)
-    if per_worker < 1:
-        raise ConfigError(f"is {threads}", where="hydra.sweeper.workers.threads", fix="give auto or a number of threads >= 1")
+    if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+        raise ConfigError(f"is {threads!r}", where="hydra.sweeper.workers.threads", fix="give auto or a whole number of threads >= 1")
+    per_worker = max(cores // n_jobs, 1) if threads == "auto" else threads
     return [Share(k, visible[k % len(visible)] if visible else None, per_worker) for k in range(n_jobs)]
 
 

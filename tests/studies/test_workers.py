@@ -15,6 +15,7 @@ import pytest
 
 from qa_lab.analysis.compare import compare, table_text
 from qa_lab.core.conf import conf_file
+from qa_lab.core.errors import ConfigError
 from qa_lab.studies.workers import GPU_COUNT_ENV, split_machine
 from tests.helpers import DIVERGING_LR, NO_PRUNING, study, sweep
 
@@ -70,6 +71,9 @@ def test_without_gpus_the_cores_are_split(monkeypatch):
     assert [share.threads for share in split_machine(16, "auto", "auto")] == [1] * 16  # at least one each
     assert {share.environment()["OMP_NUM_THREADS"] for share in split_machine(2, "auto", 3)} == {"3"}
     assert all(share.gpu is None and "CUDA_VISIBLE_DEVICES" not in share.environment() for share in split_machine(2, "auto", "auto"))
+    for bad in (0, "four", 2.5):
+        with pytest.raises(ConfigError, match=rf"hydra.sweeper.workers.threads: is {bad!r}"):
+            split_machine(2, "auto", bad)
 
 
 @pytest.mark.e2e
