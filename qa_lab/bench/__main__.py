@@ -35,6 +35,7 @@ def peers_main(argv: list[str]) -> int:
     from qa_lab.bench.report import markdown, ratios, rounded
     from qa_lab.bench.settings import bench_settings
     from qa_lab.core.conf import register_resolvers
+    from qa_lab.core.errors import exit_on_user_error
 
     parser = argparse.ArgumentParser(prog="python -m qa_lab.bench", description="qa-lab against Hugging Face Trainer and the seeds' pipeline, side by side in one process")
     parser.add_argument("--quick", action="store_true", help="a smoke run in a few minutes (too few steps for F1 to mean anything)")
@@ -46,7 +47,8 @@ def peers_main(argv: list[str]) -> int:
         settings = bench_settings(args.quick, args.overrides)
     except ValueError as error:
         parser.error(str(error))
-    results = benchmark(settings)
+    with exit_on_user_error():  # a data file that is missing or unusable, steps too few for one question: what, where, the fix
+        results = benchmark(settings)
     summary = ratios(results)
     Path(settings.out).write_text(markdown(settings, results, summary, args.quick), encoding="utf-8")
     print(json.dumps({key: rounded(value) for key, value in summary.items()}))

@@ -97,7 +97,7 @@ def _setup_paragraphs(settings: DictConfig, results: dict[str, Any], quick: bool
         "",
         f"`model={settings.model}` on {Path(settings.data_file).name}, split by article: {results['train_examples']} training and "
         f"{results['validation_examples']} evaluation questions; windows of {settings.max_length} tokens, stride "
-        f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}; "
+        f"{settings.stride}, batch {settings.batch_size}, {settings.steps} optimiser steps at lr {settings.lr}{_epoch(results)}; "
         f"seeds {', '.join(map(str, settings.seeds))} (speeds, times and scores are their means, memory the highest). "
         f"All start from the same weights and train with the seeds' recipe (AdamW, linear decay without warm-up, no gradient clipping); "
         "Trainer runs as run_qa.py runs it (its preprocessing, `report_to=\"none\"`), with its defaults (every window padded "
@@ -105,6 +105,14 @@ def _setup_paragraphs(settings: DictConfig, results: dict[str, Any], quick: bool
         f"Training windows hold {results['windows']['mean_train_tokens']:.0f} tokens on average; the seeds pad all to {settings.max_length}.",
         "",
     ]
+
+
+def _epoch(results: dict[str, Any]) -> str:
+    """What the steps cover, when the training questions were cut to one epoch (settings.one_epoch)."""
+    if "one_epoch_of" not in results:
+        return ""
+    return (f" (one epoch: the training questions are the first {results['train_examples']} of the split's "
+            f"{results['one_epoch_of']}, whose {results['windows']['train']} windows fill the steps; data preparation is timed on all)")
 
 
 def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str, Any]) -> list[str]:

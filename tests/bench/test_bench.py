@@ -8,15 +8,34 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
+from qa_lab.bench.benchmark import benchmark, one_epoch
 from qa_lab.bench.settings import bench_settings
+from qa_lab.core.conf import register_resolvers
+from qa_lab.core.errors import ConfigError
 from tests.helpers import run
 
 SUMMARY_KEYS = {
     "train_speedup", "postprocess_speedup", "postprocess_speedup_dev_scale", "cache_prep_ratio", "f1_qa_lab", "f1_reference",
     "trainer_default_speedup", "trainer_best_speedup", "f1_trainer_default", "f1_trainer_best", "f1_gap_trainer_default", "f1_gap_trainer_best",
 }
+
+
+@pytest.mark.unit
+def test_one_epoch_keeps_the_first_questions_whose_windows_fit_the_steps():
+    windows_of = np.repeat(np.arange(4), [2, 1, 3, 1])  # questions 0..3 with 2, 1, 3 and 1 windows
+    assert [one_epoch(windows_of, slots) for slots in (1, 2, 5, 6, 7, 100)] == [0, 1, 2, 3, 4, 4]
+
+
+@pytest.mark.unit
+def test_steps_too_few_for_one_question_are_a_config_error(xquad_file):
+    register_resolvers()  # the model group's ${package_path:...}, as `python -m qa_lab.bench` registers them
+    settings = bench_settings(True, ["model=tiny", "max_length=128", "stride=32", "steps=1", "batch_size=1", "peak_matrix_size=64", f"data_file={xquad_file}"])
+    with pytest.raises(ConfigError, match="steps x batch_size = 1 windows are fewer than the first training question's") as error:
+        benchmark(settings)  # XQuAD's first training context needs several windows of 128 tokens
+    assert error.value.where == "one_epoch" and "one_epoch=false" in error.value.fix
 
 
 @pytest.mark.unit
@@ -53,6 +72,11 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
     assert 0 < summary["cache_prep_ratio"] < 1
     report = out.read_text(encoding="utf-8")
     assert "30 evaluation questions" in report and "2 optimiser steps" in report and "seeds 1, 2" in report and "the seeds pad all to 128" in report
+    # one_epoch: the training questions were cut so that their windows make the 2 steps of 16 one epoch
+    epoch = re.search(r"one epoch: the training questions are the first (\d+) of the split's (\d+), whose (\d+) windows fill the steps", report)
+    assert epoch, "the report does not say what the steps cover"
+    kept, split, windows = map(int, epoch.groups())
+    assert kept < split and 16 < windows <= 32
     # the report's numbers are the JSON line's (which is rounded to 4 decimals)
     shown = {
         "train_speedup": r"\| training samples/s, qa-lab / seeds \| ([\d.]+)x \|",
