@@ -34,6 +34,7 @@ def preload() -> None:
     import optuna  # noqa: F401
     import plotly.graph_objects  # noqa: F401
     import wandb  # noqa: F401
+    import wandb.sdk.launch.inputs.internal  # noqa: F401 - wandb.init imports it (and W&B's public API) in every run: ~3 s a child
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 
     import qa_lab.analysis.compare  # noqa: F401
