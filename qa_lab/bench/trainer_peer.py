@@ -71,6 +71,18 @@ class TokenCounter:
         return batch
 
 
+def predict_in_order(trainer: Trainer, features: Features) -> tuple[np.ndarray, np.ndarray]:
+    """Trainer's start and end logits of the windows, in the windows' order. With length grouping, Trainer
+    also orders evaluation and prediction batches by length (transformers' `_get_eval_sampler`), and
+    `predict` returns the logits in that order: scored against the windows in theirs, as run_qa.py's
+    postprocessing does, the answers would be other windows' spans. So the trained Trainer predicts with
+    sequential order."""
+    trainer.args.train_sampling_strategy = "random"  # the evaluation sampler is then sequential
+    inputs = {key: value.numpy() for key, value in features.tensors.items() if key in INPUTS}
+    start, end = trainer.predict(datasets.Dataset.from_dict(inputs)).predictions
+    return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
+
+
 def run_trainer(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -108,12 +120,8 @@ def run_trainer(
 
     eval_features, contexts, ids, references = evaluation
     started = time.perf_counter()
-    inputs = {key: value.numpy() for key, value in eval_features.tensors.items() if key in INPUTS}
-    start, end = trainer.predict(datasets.Dataset.from_dict(inputs)).predictions
-    answers = postprocess(
-        np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32), eval_features.offsets, eval_features.example_index,
-        contexts, settings.n_best, settings.max_answer_length,
-    ).answers
+    start, end = predict_in_order(trainer, eval_features)
+    answers = postprocess(start, end, eval_features.offsets, eval_features.example_index, contexts, settings.n_best, settings.max_answer_length).answers
     scores = squad_v1(dict(zip(ids, answers)), references)
     return {
         "samples_per_second": metrics["train_samples_per_second"],

@@ -8,11 +8,16 @@ from __future__ import annotations
 import json
 import re
 
+import datasets
 import numpy as np
 import pytest
+import torch
+from transformers import BertConfig, BertForQuestionAnswering, Trainer, TrainingArguments
 
 from qa_lab.bench.benchmark import benchmark, one_epoch
+from qa_lab.bench.reference import Features
 from qa_lab.bench.settings import bench_settings
+from qa_lab.bench.trainer_peer import predict_in_order
 from qa_lab.core.conf import register_resolvers
 from qa_lab.core.errors import ConfigError
 from tests.helpers import run
@@ -95,3 +100,20 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
         assert float(value.group(1)) == pytest.approx(summary[key], abs=0.051), key
     for peer in ("trainer_default", "trainer_best"):  # Trainer trained and was scored: a speed and an F1 of its own
         assert summary[f"{peer}_speedup"] > 0 and summary[f"f1_gap_{peer}"] == pytest.approx(summary["f1_qa_lab"] - summary[f"f1_{peer}"], abs=1e-3)
+
+
+@pytest.mark.unit
+def test_trainer_with_length_grouping_is_scored_on_logits_in_the_windows_order(tokenizer, tmp_path):
+    """Trainer's length grouping also reorders `predict` (its evaluation sampler): unhandled, its F1 would
+    score other windows' logits."""
+    model = BertForQuestionAnswering(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
+    ids = torch.randint(1000, 2000, (12, 24), generator=torch.Generator().manual_seed(0))
+    features = Features({"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}, np.zeros((12, 24, 2)), np.arange(12))
+    arguments = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to="none", train_sampling_strategy="group_by_length", disable_tqdm=True)
+    trainer = Trainer(model=model, args=arguments, processing_class=tokenizer)
+    with torch.no_grad():
+        expected = model(**features.tensors).start_logits.numpy()
+    grouped = trainer.predict(datasets.Dataset.from_dict({key: value.numpy() for key, value in features.tensors.items()})).predictions[0]
+    assert not np.allclose(grouped, expected, atol=1e-5)  # transformers' own order: why predict_in_order exists
+    start, _ = predict_in_order(trainer, features)
+    np.testing.assert_allclose(start, expected, atol=1e-5)
