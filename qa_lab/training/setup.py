@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -14,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 import transformers
 from accelerate import Accelerator
@@ -35,10 +35,15 @@ from qa_lab.training import optim
 log = logging.getLogger(__name__)
 
 def quiet_library_bars() -> None:
-    """Our bars show on terminals only (tqdm disable=None); the libraries' bars follow the same rule."""
+    """Our bars show on terminals only (tqdm disable=None); the libraries' bars follow the same rule. datasets
+    is imported only for a Hub data set (a second of start-up otherwise): until then, its switch is the
+    variable it reads when imported."""
     if not sys.stderr.isatty():
         transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+        else:
+            os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def start_processes(trainer: DictConfig) -> Accelerator:
