@@ -228,6 +228,24 @@ def one_epoch(example_index: np.ndarray, slots: int) -> int:
     return int(np.searchsorted(np.cumsum(np.bincount(example_index)), slots, side="right"))
 
 
+def trained_on(settings: DictConfig, tokenizer, train_frame, validation, spec: WindowSpec, work: Path, results: dict[str, Any]) -> tuple:
+    """The training questions and every pipeline's windows: `prepared` on the whole split, where the cache's
+    fixed cost is a small part (its timings go to `results`), then, with one_epoch, again on the first
+    training questions, those whose windows make the steps one epoch."""
+    prep, *windows = prepared(settings, tokenizer, train_frame, validation, spec, work)
+    results["data_preparation_seconds"] = prep
+    log.info("data preparation: qa-lab %.2f s, cache hit %.2f s; seeds %.2f s", prep["first"], prep["cache_hit"], prep["reference"])
+    if settings.one_epoch:
+        slots = settings.steps * settings.batch_size
+        kept = one_epoch(windows[0].example_index, slots)
+        require(kept > 0, "one_epoch", f"steps x batch_size = {slots} windows are fewer than the first training question's, so one epoch would hold none",
+                "raise steps or batch_size, or set one_epoch=false")
+        results["one_epoch_of"], results["train_examples"] = len(train_frame), kept
+        train_frame = train_frame.iloc[:kept]
+        _, *windows = prepared(settings, tokenizer, train_frame, validation, spec, work)
+    return train_frame, *windows
+
+
 def benchmark(settings: DictConfig) -> dict[str, Any]:
     peaks = {name: peak_gflops(settings.peak_matrix_size, dtype, settings.peak_repeats) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     log.info("peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16", peaks["fp32"], peaks["bf16"])
@@ -244,17 +262,7 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="qa-lab-bench-") as folder:
         work = Path(folder)
-        prep, train_windows, (train_features, eval_features), peer_windows = prepared(settings, tokenizer, train_frame, validation, spec, work)
-        results["data_preparation_seconds"] = prep  # of the whole split, where the cache's fixed cost is a small part
-        if settings.one_epoch:
-            kept = one_epoch(train_windows.example_index, settings.steps * settings.batch_size)
-            require(kept > 0, "one_epoch", f"steps x batch_size = {settings.steps * settings.batch_size} windows are fewer than the first training question's, so one epoch would hold none",
-                    "raise steps or batch_size, or set one_epoch=false")
-            train_frame = train_frame.iloc[:kept]
-            results["one_epoch_of"] = results["train_examples"]
-            results["train_examples"] = len(train_frame)
-            _, train_windows, (train_features, eval_features), peer_windows = prepared(settings, tokenizer, train_frame, validation, spec, work)
-        log.info("data preparation: qa-lab %.2f s, cache hit %.2f s; seeds %.2f s", prep["first"], prep["cache_hit"], prep["reference"])
+        train_frame, train_windows, (train_features, eval_features), peer_windows = trained_on(settings, tokenizer, train_frame, validation, spec, work, results)
         results["windows"] = {"train": len(train_windows), "mean_train_tokens": float(train_windows.lengths.mean())}
 
         train_file, validation_file = work / "train.jsonl", work / "validation.jsonl"

@@ -109,7 +109,7 @@ def test_trainer_with_length_grouping_is_scored_on_logits_in_the_windows_order(t
     model = BertForQuestionAnswering(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
     ids = torch.randint(1000, 2000, (12, 24), generator=torch.Generator().manual_seed(0))
     features = Features({"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}, np.zeros((12, 24, 2)), np.arange(12))
-    arguments = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to="none", train_sampling_strategy="group_by_length", disable_tqdm=True)
+    arguments = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to="none", train_sampling_strategy="group_by_length", disable_tqdm=True, dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=arguments, processing_class=tokenizer)
     with torch.no_grad():
         expected = model(**features.tensors).start_logits.numpy()
