@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForQuestionAnswering, Trainer, TrainingArguments
 
+from qa_lab.bench.__main__ import peers_main
 from qa_lab.bench.benchmark import benchmark, one_epoch
 from qa_lab.bench.reference import Features
 from qa_lab.bench.settings import bench_settings
@@ -41,6 +42,16 @@ def test_steps_too_few_for_one_question_are_a_config_error(xquad_file):
     with pytest.raises(ConfigError, match="steps x batch_size = 1 windows are fewer than the first training question's") as error:
         benchmark(settings)  # XQuAD's first training context needs several windows of 128 tokens
     assert error.value.where == "one_epoch" and "one_epoch=false" in error.value.fix
+
+
+@pytest.mark.unit
+def test_a_missing_data_file_is_one_message_and_exit_status_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        peers_main(["--quick", "peak_matrix_size=64", f"data_file={tmp_path / 'missing.json'}", f"out={tmp_path / 'BENCHMARKS.md'}"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.json'}: file not found" in err and "Fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "BENCHMARKS.md").exists()
 
 
 @pytest.mark.unit
