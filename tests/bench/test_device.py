@@ -65,7 +65,10 @@ def test_device_benchmark_runs_on_the_cpu_with_light_imports_only(tmp_path, xqua
     script = (
         "import sys, json\n"
         "from qa_lab.bench.__main__ import main\n"
-        f"code = main(['device', '--data', {str(xquad_file)!r}, '--out', {str(table)!r}, 'steps=2', 'eval_batches=1'])\n"
+        f"code = main(['device', '--data', {str(xquad_file)!r}, '--out', {str(table)!r}, 'steps=2', 'eval_batches=1',\n"
+        # the compiled case's plumbing (its width buckets, measured after the quality part) with the eager
+        # backend: inductor's code generation would take minutes on a CPU
+        "'precisions=[fp32, bf16, bf16+compile]', 'compile_backend=eager'])\n"
         f"print(json.dumps(sorted(name for name in {HEAVY!r} if name in sys.modules)))\n"
         "sys.exit(code)\n"
     )
@@ -75,7 +78,11 @@ def test_device_benchmark_runs_on_the_cpu_with_light_imports_only(tmp_path, xqua
     assert json.loads(imported_line) == [], "the device benchmark imported heavy libraries"
     summary = json.loads(summary_line)
     assert summary["peak_tflops_fp32"] > 0 and summary["peak_tflops_bf16"] > 0
-    assert set(summary["cases"]) == {"tiny fp32", "tiny bf16"}
+    assert list(summary["cases"]) == ["tiny fp32", "tiny bf16", "tiny bf16+compile"]  # the table's order, not the measuring order
+    assert summary["cases"]["tiny fp32"]["compilations"] == 0 < summary["cases"]["tiny bf16+compile"]["compilations"]
+    # every result is logged as it lands, the compiled case last: a run stopped while compiling keeps the rest
+    logged = [line.split("] ", 1)[1].split(":")[0] for line in done.stderr.splitlines() if "[qa_lab.bench.device]" in line]
+    assert logged[1:] == ["tiny fp32", "tiny bf16", "quality, fp32", "quality, bf16", "tiny bf16+compile"], logged
     assert set(summary["quality"]) == {"fp32", "bf16"}
     assert summary["f1_gap_bf16"] == pytest.approx(summary["quality"]["bf16"]["f1"] - summary["quality"]["fp32"]["f1"], abs=1e-3)
     report = table.read_text(encoding="utf-8")
