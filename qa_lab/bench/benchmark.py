@@ -38,21 +38,32 @@ from qa_lab.features.batching import Collator
 from qa_lab.features.cache import cached_windows
 from qa_lab.features.windows import Windows, WindowSpec
 from qa_lab.model.backbone import load_config, load_model, load_tokenizer
+from qa_lab.model.compiling import dynamo_plugin
 from qa_lab.training.optim import ADAMW_OPTIONS
 
 log = logging.getLogger("qa_lab.bench")
 
 
-def run_qa_lab(
-    settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, mixed_precision: str, adamw: str = "auto"
-) -> dict[str, Any]:
-    """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation."""
+def variant_overrides(settings: DictConfig, variant: str) -> tuple[str, ...]:
+    """The trainer overrides of each of qa-lab's runs (its name is its column in the report)."""
+    return {
+        "qa_lab": (),
+        "qa_lab_padded": (f"trainer.pad_to_multiple_of={settings.max_length}",),  # the collator never pads past max_length
+        "qa_lab_bf16": ("trainer.mixed_precision=bf16",),
+        "qa_lab_fused": ("trainer.adamw=fused",),
+        "qa_lab_compiled": ("trainer.compile=true", f"trainer.compile_backend={settings.compile_backend}"),
+    }[variant]
+
+
+def run_qa_lab(settings: DictConfig, seed: int, train_file: Path, validation_file: Path, work: Path, variant: str) -> dict[str, Any]:
+    """qa-lab's own `train` (the command `python run.py` runs) for `steps` optimiser steps, then its evaluation;
+    `variant` names its overrides (variant_overrides)."""
     from hydra import compose, initialize_config_dir
 
     from qa_lab.training.recipe import train
 
     fresh_accelerator_state()
-    out = work / f"qa-lab-{mixed_precision}-{adamw}-{seed}"
+    out = work / f"{variant}-{seed}"
     overrides = [
         f"model={settings.model}", "data=local", f"data.train_file={train_file}", f"data.validation_file={validation_file}",
         f"data.max_length={settings.max_length}", f"data.stride={settings.stride}",
@@ -60,9 +71,10 @@ def run_qa_lab(
         f"trainer.lr={settings.lr}", f"trainer.seed={seed}", f"trainer.max_steps={settings.steps}",
         "trainer.epochs=100",
         # the seeds' optimisation recipe (no warm-up, no clipping), so that only padding and batching differ
-        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null", f"trainer.mixed_precision={mixed_precision}", f"trainer.adamw={adamw}",
+        "trainer.warmup_ratio=0", "trainer.max_grad_norm=null",
         "trainer.checkpoint.keep_last=0", "logger=none", f"paths.output_dir={out}", f"paths.cache_dir={work / 'cache'}",
         f"postprocess.n_best={settings.n_best}", f"postprocess.max_answer_length={settings.max_answer_length}",
+        *variant_overrides(settings, variant),
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR)):
         cfg = compose("config", overrides=overrides)
@@ -82,28 +94,55 @@ def run_qa_lab(
     }
 
 
+def probe_batches(settings: DictConfig, windows: Windows, pad_token_id: int, pad_multiple: int = 1) -> list[dict[str, torch.Tensor]]:
+    """The first `probe_batches` training batches of qa-lab windows, padded as a run pads them, as model inputs."""
+    collate = Collator(windows, pad_token_id, pad_left=False, with_labels=True, pad_multiple=pad_multiple)
+    size = settings.batch_size
+    batches = [collate(list(range(i * size, (i + 1) * size))) for i in range(settings.probe_batches)]
+    return [{key: value for key, value in batch.items() if key != "window_index"} for batch in batches]
+
+
+def forward_backward_seconds(model: torch.nn.Module, inputs: list[dict[str, torch.Tensor]], bf16: bool = False) -> float:
+    """Seconds of training forward + backward passes over `inputs` (no optimiser step)."""
+    started = time.perf_counter()
+    for batch in inputs:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        model.zero_grad()
+    return time.perf_counter() - started
+
+
 def autocast_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float, windows: Windows, pad_token_id: int) -> dict[str, float]:
     """What bf16 autocast does to qa-lab's training speed here: the same forward + backward passes over the
-    first `bf16_probe_batches` batches of qa-lab windows (dynamically padded), in fp32 and under autocast."""
+    probe batches (dynamically padded), in fp32 and under autocast."""
     model = load_model(backbone, hub_timeout, settings.seeds[0])
     model.train()
-    collate = Collator(windows, pad_token_id, pad_left=False, with_labels=True)
-    size = settings.batch_size
-    batches = [collate(list(range(i * size, (i + 1) * size))) for i in range(settings.bf16_probe_batches)]
-    inputs = [{key: value for key, value in batch.items() if key != "window_index"} for batch in batches]
-
-    def seconds(bf16: bool) -> float:
-        started = time.perf_counter()
-        for batch in inputs:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss
-            loss.backward()
-            model.zero_grad()
-        return time.perf_counter() - started
-
-    seconds(False)  # warm-up: first-call allocations
-    fp32, bf16 = seconds(False), seconds(True)
+    inputs = probe_batches(settings, windows, pad_token_id)
+    forward_backward_seconds(model, inputs)  # warm-up: first-call allocations
+    fp32, bf16 = forward_backward_seconds(model, inputs), forward_backward_seconds(model, inputs, bf16=True)
     return {"fp32_seconds": fp32, "bf16_seconds": bf16, "speedup": fp32 / bf16}
+
+
+def compile_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float, windows: Windows, pad_token_id: int) -> dict[str, float]:
+    """What trainer.compile does to qa-lab's training speed here: forward + backward over the probe batches,
+    eager as a default run pads them (to their longest window) and compiled as a trainer.compile run does
+    (Accelerate's options; widths in whole compile buckets). The compilation itself, the first pass, is
+    timed apart: a long run pays it once per bucket."""
+    trainer = conf_file("trainer", "default.yaml")
+    model = load_model(backbone, hub_timeout, settings.seeds[0])
+    model.train()
+    eager_inputs = probe_batches(settings, windows, pad_token_id)
+    forward_backward_seconds(model, eager_inputs)  # warm-up: first-call allocations
+    eager = forward_backward_seconds(model, eager_inputs)
+    torch._dynamo.reset()
+    options = dynamo_plugin(trainer.compile_recompile_limit, settings.compile_backend).to_kwargs()
+    compiled_model = torch.compile(model, **options)
+    bucketed = probe_batches(settings, windows, pad_token_id, trainer.compile_bucket)
+    compiling = forward_backward_seconds(compiled_model, bucketed)
+    compiled = forward_backward_seconds(compiled_model, bucketed)
+    torch._dynamo.reset()  # the graphs would otherwise stay in this process for the runs after it
+    return {"eager_seconds": eager, "compiled_seconds": compiled, "compile_seconds": compiling, "speedup": eager / compiled}
 
 
 def adamw_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float) -> dict[str, float]:
@@ -123,8 +162,10 @@ def adamw_probe(settings: DictConfig, backbone: DictConfig, hub_timeout: float) 
     return seconds | {"speedup": seconds["default_seconds"] / seconds["fused_seconds"]}
 
 
-def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, train_features, eval_features, validation, references) -> dict[str, Any]:
-    """The seeds' pipeline from loading the model (as qa-lab's run does) to its score."""
+def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_timeout: float, train_features, evaluation: tuple) -> dict[str, Any]:
+    """The seeds' pipeline from loading the model (as qa-lab's run does) to its score (`evaluation`: the
+    padded evaluation windows, the contexts, question ids and gold answers)."""
+    eval_features, contexts, ids, references = evaluation
     with peak_memory(settings.memory_sample_seconds) as memory:
         model = load_model(backbone, hub_timeout, seed)  # the starting weights of qa-lab's run
         torch.manual_seed(seed)  # dropout
@@ -132,9 +173,9 @@ def run_reference(settings: DictConfig, seed: int, backbone: DictConfig, hub_tim
         started = time.perf_counter()
         start, end = reference.predict(model, eval_features, settings.eval_batch_size)
         answers = postprocess_reference(
-            start, end, eval_features.offsets, eval_features.example_index, validation["context"].tolist(), settings.n_best, settings.max_answer_length
+            start, end, eval_features.offsets, eval_features.example_index, contexts, settings.n_best, settings.max_answer_length
         )
-        scores = reference.squad_v1(dict(zip(validation["id"], answers)), references)
+        scores = reference.squad_v1(dict(zip(ids, answers)), references)
         eval_seconds = time.perf_counter() - started
     return {
         "samples_per_second": stats.samples / stats.seconds,
@@ -246,6 +287,51 @@ def trained_on(settings: DictConfig, tokenizer, train_frame, validation, spec: W
     return train_frame, *windows
 
 
+def every_seed(
+    settings: DictConfig, backbone: DictConfig, hub_timeout: float, tokenizer, files: tuple[Path, Path], train_features, evaluation: tuple,
+    peer_windows: dict, work: Path,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every pipeline once per seed, seed after seed (so a drift in the machine's speed touches them all alike):
+    qa-lab (and, with padded_control, qa-lab padding every batch to max_length), the seeds' pipeline and
+    Trainer with its defaults and its best flags."""
+    per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": [], "trainer_default": [], "trainer_best": []}
+    if settings.padded_control:
+        per_seed["qa_lab_padded"] = []
+    for seed in settings.seeds:
+        for variant in ("qa_lab", "qa_lab_padded"):
+            if variant in per_seed:
+                per_seed[variant].append(run_qa_lab(settings, seed, *files, work, variant))
+        per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, evaluation))
+        for name, dynamic in (("trainer_default", False), ("trainer_best", True)):
+            per_seed[name].append(run_peer(settings, seed, backbone, hub_timeout, tokenizer, peer_windows[dynamic], evaluation, dynamic, work))
+        for name, runs_so_far in per_seed.items():
+            run = runs_so_far[-1]
+            log.info("seed %d, %s: %.2f samples/s, eval %.1f s, F1 %.2f", seed, name, run["samples_per_second"], run["eval_seconds"], run["f1"])
+    return per_seed
+
+
+def probed(
+    settings: DictConfig, backbone: DictConfig, hub_timeout: float, pad_token_id: int, train_windows: Windows, files: tuple[Path, Path],
+    work: Path, results: dict[str, Any],
+) -> dict[str, list[dict[str, Any]]]:
+    """Each probe times what one setting does to qa-lab's training here (its result goes to `results`); a
+    setting that is faster also trains whole runs, one per seed, which show its speed and whether F1 holds."""
+    probes = {
+        "qa_lab_bf16": ("bf16_probe", settings.bf16, lambda: autocast_probe(settings, backbone, hub_timeout, train_windows, pad_token_id)),
+        "qa_lab_fused": ("adamw_probe", settings.adamw_probe_steps > 0, lambda: adamw_probe(settings, backbone, hub_timeout)),
+        "qa_lab_compiled": ("compile_probe", settings.compile_probe, lambda: compile_probe(settings, backbone, hub_timeout, train_windows, pad_token_id)),
+    }
+    per_seed = {}
+    for variant, (key, wanted, probe) in probes.items():
+        if not wanted:
+            continue
+        results[key] = probe()
+        log.info("%s: %.2fx the default's speed", key, results[key]["speedup"])
+        if results[key]["speedup"] > 1:
+            per_seed[variant] = [run_qa_lab(settings, seed, *files, work, variant) for seed in settings.seeds]
+    return per_seed
+
+
 def benchmark(settings: DictConfig) -> dict[str, Any]:
     peaks = {name: peak_gflops(settings.peak_matrix_size, dtype, settings.peak_repeats) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     log.info("peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16", peaks["fp32"], peaks["bf16"])
@@ -265,29 +351,12 @@ def benchmark(settings: DictConfig) -> dict[str, Any]:
         train_frame, train_windows, (train_features, eval_features), peer_windows = trained_on(settings, tokenizer, train_frame, validation, spec, work, results)
         results["windows"] = {"train": len(train_windows), "mean_train_tokens": float(train_windows.lengths.mean())}
 
-        train_file, validation_file = work / "train.jsonl", work / "validation.jsonl"
-        train_frame.to_json(train_file, orient="records", lines=True)
-        validation.to_json(validation_file, orient="records", lines=True)
+        files = (work / "train.jsonl", work / "validation.jsonl")  # qa-lab's runs read them as data=local does
+        for frame_to_write, file in zip((train_frame, validation), files):
+            frame_to_write.to_json(file, orient="records", lines=True)
         evaluation = (eval_features, validation["context"].tolist(), validation["id"].tolist(), references)
-        per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": [], "trainer_default": [], "trainer_best": []}
-        for seed in settings.seeds:
-            per_seed["qa_lab"].append(run_qa_lab(settings, seed, train_file, validation_file, work, "no"))
-            per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, eval_features, validation, references))
-            for name, dynamic in (("trainer_default", False), ("trainer_best", True)):
-                per_seed[name].append(run_peer(settings, seed, backbone, hub_timeout, tokenizer, peer_windows[dynamic], evaluation, dynamic, work))
-            for name, runs_so_far in per_seed.items():
-                run = runs_so_far[-1]
-                log.info("seed %d, %s: %.2f samples/s, eval %.1f s, F1 %.2f", seed, name, run["samples_per_second"], run["eval_seconds"], run["f1"])
-        if settings.bf16:
-            probe = results["bf16_probe"] = autocast_probe(settings, backbone, hub_timeout, train_windows, tokenizer.pad_token_id)
-            log.info("bf16 autocast: %.2fx the fp32 training speed", probe["speedup"])
-            if probe["speedup"] > 1:  # faster: whole runs show whether F1 holds
-                per_seed["qa_lab_bf16"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "bf16") for seed in settings.seeds]
-        if settings.adamw_probe_steps:
-            probe = results["adamw_probe"] = adamw_probe(settings, backbone, hub_timeout)
-            log.info("fused AdamW: %.2fx the default step's speed", probe["speedup"])
-            if probe["speedup"] > 1:  # faster: whole runs show what it does to training speed and F1
-                per_seed["qa_lab_fused"] = [run_qa_lab(settings, seed, train_file, validation_file, work, "no", "fused") for seed in settings.seeds]
+        per_seed = every_seed(settings, backbone, hub_timeout, tokenizer, files, train_features, evaluation, peer_windows, work)
+        per_seed |= probed(settings, backbone, hub_timeout, tokenizer.pad_token_id, train_windows, files, work, results)
     logits = [run.pop("logits") for run in per_seed["reference"]][0]
     runs = {name: over_seeds(seed_runs) for name, seed_runs in per_seed.items()}
     copies = math.ceil(settings.span_search_questions / len(validation))

@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from qa_lab.core import provenance
 
 if TYPE_CHECKING:  # the device benchmark imports this module where omegaconf is not installed
@@ -15,8 +17,10 @@ if TYPE_CHECKING:  # the device benchmark imports this module where omegaconf is
 
 HEADINGS = {
     "qa_lab": "qa-lab",
+    "qa_lab_padded": "qa-lab, padded to max_length",
     "qa_lab_bf16": "qa-lab, bf16 autocast",
     "qa_lab_fused": "qa-lab, fused AdamW",
+    "qa_lab_compiled": "qa-lab, torch.compile",
     "trainer_best": "HF Trainer, best flags",
     "trainer_default": "HF Trainer, defaults",
     "reference": "seeds' pipeline",
@@ -48,22 +52,44 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "f1_qa_lab_per_seed": runs["qa_lab"]["f1_per_seed"],
         "f1_reference_per_seed": runs["reference"]["f1_per_seed"],
         "identical_predictions": search["benchmark"]["identical_predictions"] and search["dev_scale"]["identical_predictions"],
+        **_gap("f1_gap_reference", runs["qa_lab"], runs["reference"]),
     }
     for peer in PEERS:
         summary[f"{peer}_speedup"] = runs["qa_lab"]["samples_per_second"] / runs[peer]["samples_per_second"]
         summary[f"f1_{peer}"] = runs[peer]["f1"]
-        summary[f"f1_gap_{peer}"] = runs["qa_lab"]["f1"] - runs[peer]["f1"]
-    if "bf16_probe" in results:
-        summary["bf16_autocast_speedup"] = results["bf16_probe"]["speedup"]
-    if "adamw_probe" in results:
-        summary["adamw_fused_step_speedup"] = results["adamw_probe"]["speedup"]
+        summary |= _gap(f"f1_gap_{peer}", runs["qa_lab"], runs[peer])
+    if "qa_lab_padded" in runs:  # what padding every batch to max_length does in qa-lab's own loop
+        summary["padding_slowdown"] = runs["qa_lab"]["samples_per_second"] / runs["qa_lab_padded"]["samples_per_second"]
+        summary |= _gap("f1_gap_padded", runs["qa_lab"], runs["qa_lab_padded"])
+    for key, name in (("bf16_probe", "bf16_autocast_speedup"), ("adamw_probe", "adamw_fused_step_speedup"), ("compile_probe", "compile_speedup")):
+        if key in results:
+            summary[name] = results[key]["speedup"]
     if "qa_lab_fused" in runs:
         summary["train_speedup_fused"] = runs["qa_lab_fused"]["samples_per_second"] / runs["qa_lab"]["samples_per_second"]
         summary["f1_qa_lab_fused"] = runs["qa_lab_fused"]["f1"]
+    if "qa_lab_compiled" in runs:
+        summary["train_speedup_compiled"] = runs["qa_lab_compiled"]["samples_per_second"] / runs["qa_lab"]["samples_per_second"]
+        summary["f1_qa_lab_compiled"] = runs["qa_lab_compiled"]["f1"]
     if "qa_lab_bf16" in runs:
         summary["train_speedup_bf16"] = runs["qa_lab_bf16"]["samples_per_second"] / runs["reference"]["samples_per_second"]
         summary["f1_qa_lab_bf16"] = runs["qa_lab_bf16"]["f1"]
     return summary
+
+
+def _gap(key: str, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """F1 of `ours` minus `theirs`: the mean over the seeds, each seed's, and the mean's standard error (the
+    seeds' spread over the square root of their number; NaN with one seed), which says whether the mean
+    resolves a difference of that size."""
+    per_seed = np.subtract(ours["f1_per_seed"], theirs["f1_per_seed"])
+    se = float(per_seed.std(ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else math.nan
+    return {key: ours["f1"] - theirs["f1"], f"{key}_se": se, f"{key}_per_seed": per_seed.tolist()}
+
+
+def _gap_text(summary: dict[str, Any], key: str) -> str:
+    """'+1.09 ± 0.18; per seed +1.43, +0.88' (the standard error left out with one seed)."""
+    se = summary[f"{key}_se"]
+    return (f"{summary[key]:+.2f}" + (f" ± {se:.2f}" if math.isfinite(se) else "")
+            + "; per seed " + ", ".join(f"{gap:+.2f}" for gap in summary[f"{key}_per_seed"]))
 
 
 def _seconds(timings: dict[str, Any], pipeline: str) -> float:
@@ -123,20 +149,23 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
         "|---|---|---|",
         *(
             f"| training samples/s, qa-lab / HF Trainer with its {label} | {summary[f'{peer}_speedup']:.2f}x "
-            f"(F1 {summary[f'f1_gap_{peer}']:+.2f}) | >= {target}x, F1 within 1 point |"
+            f"(F1 {_gap_text(summary, f'f1_gap_{peer}')}) | >= {target}x, F1 within 1 point |"
             for peer, (label, target) in PEERS.items()
         ),
         f"| training samples/s, qa-lab / seeds | {summary['train_speedup']:.2f}x | >= 2.0x, F1 within 1 point |",
-        f"| F1 qa-lab - seeds | {summary['f1_qa_lab'] - summary['f1_reference']:+.2f} (per seed: "
-        + ", ".join(f"{ours - theirs:+.2f}" for ours, theirs in zip(summary["f1_qa_lab_per_seed"], summary["f1_reference_per_seed"]))
-        + ") | within +-1 |",
+        f"| F1 qa-lab - seeds | {_gap_text(summary, 'f1_gap_reference')} | within +-1 |",
     ]
+    if "padding_slowdown" in summary:
+        lines.append(
+            f"| training samples/s, qa-lab / qa-lab padding every batch to max_length | {summary['padding_slowdown']:.2f}x "
+            f"(F1 {_gap_text(summary, 'f1_gap_padded')}) | measured |"
+        )
     if "train_speedup_bf16" in summary:
         lines.append(f"| training samples/s, qa-lab bf16 / seeds | {summary['train_speedup_bf16']:.2f}x (F1 {summary['f1_qa_lab_bf16']:.2f}) | measured |")
     elif "bf16_probe" in results:
         probe = results["bf16_probe"]
         lines.append(
-            f"| training with bf16 autocast / fp32 (forward + backward, {settings.bf16_probe_batches} qa-lab batches) | "
+            f"| training with bf16 autocast / fp32 (forward + backward, {settings.probe_batches} qa-lab batches) | "
             f"{probe['speedup']:.2f}x ({probe['bf16_seconds']:.1f} s vs {probe['fp32_seconds']:.1f} s): slower, so not kept "
             "and no bf16 run | measured |"
         )
@@ -150,6 +179,15 @@ def _ratio_rows(settings: DictConfig, results: dict[str, Any], summary: dict[str
         lines.append(
             f"| training samples/s, qa-lab fused AdamW / qa-lab | {summary['train_speedup_fused']:.2f}x "
             f"(F1 {summary['f1_qa_lab_fused'] - summary['f1_qa_lab']:+.2f}) | measured |"
+        )
+    if "compile_probe" in results:
+        probe = results["compile_probe"]
+        kept = (f"faster, so qa-lab also trained compiled: whole runs {summary['train_speedup_compiled']:.2f}x "
+                f"(F1 {summary['f1_qa_lab_compiled'] - summary['f1_qa_lab']:+.2f})") if "train_speedup_compiled" in summary else "slower, so not kept and no compiled run"
+        lines.append(
+            f"| training with trainer.compile / eager (forward + backward, {settings.probe_batches} qa-lab batches, after "
+            f"{probe['compile_seconds']:.0f} s of compiling) | {probe['speedup']:.2f}x ({probe['compiled_seconds']:.1f} s vs "
+            f"{probe['eager_seconds']:.1f} s): {kept} | measured |"
         )
     return lines + [
         *(

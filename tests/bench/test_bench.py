@@ -76,11 +76,13 @@ def test_a_bad_setting_is_refused_before_any_work(override, message):
 def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad_file):
     out = tmp_path / "BENCHMARKS.md"
     done = run(["-m", "qa_lab.bench", "--quick", "model=tiny", "max_length=128", "stride=32", "steps=2",
-                "eval_questions=30", "span_search_questions=100", "seeds=[1,2]", "bf16=true", "adamw_probe_steps=2", f"data_file={xquad_file}", f"out={out}"], timeout=600)
+                "eval_questions=30", "span_search_questions=100", "seeds=[1,2]", "bf16=true", "adamw_probe_steps=2",
+                "padded_control=true", "compile_probe=true", "compile_backend=eager", "probe_batches=1", f"data_file={xquad_file}", f"out={out}"], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert SUMMARY_KEYS <= summary.keys()
-    assert summary["bf16_autocast_speedup"] > 0 and summary["adamw_fused_step_speedup"] > 0  # measured, whichever way they go here
+    # measured, whichever way they go here
+    assert summary["bf16_autocast_speedup"] > 0 and summary["adamw_fused_step_speedup"] > 0 and summary["compile_speedup"] > 0
     for pipeline in ("qa_lab", "reference"):  # one run per seed, scores averaged
         per_seed = summary[f"f1_{pipeline}_per_seed"]
         assert len(per_seed) == 2 and summary[f"f1_{pipeline}"] == pytest.approx(sum(per_seed) / 2, abs=1e-3)
@@ -97,7 +99,9 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
     shown = {
         "train_speedup": r"\| training samples/s, qa-lab / seeds \| ([\d.]+)x \|",
         "trainer_default_speedup": r"\| training samples/s, qa-lab / HF Trainer with its defaults \| ([\d.]+)x",
-        "f1_gap_trainer_best": r"\| training samples/s, qa-lab / HF Trainer with its best flags \| [\d.]+x \(F1 ([+-][\d.]+)\)",
+        "f1_gap_trainer_best": r"\| training samples/s, qa-lab / HF Trainer with its best flags \| [\d.]+x \(F1 ([+-][\d.]+) ± [\d.]+; per seed",
+        "padding_slowdown": r"\| training samples/s, qa-lab / qa-lab padding every batch to max_length \| ([\d.]+)x",
+        "compile_speedup": r"\| training with trainer.compile / eager \(forward \+ backward, 1 qa-lab batches, after \d+ s of compiling\) \| ([\d.]+)x",
         "postprocess_speedup": r"\| postprocessing \+ metric, seeds / qa-lab \(same logits, 30 questions, \d+ windows\) \| ([\d.]+)x",
         # the 30 questions 4 times over: the fewest copies that reach span_search_questions=100
         "postprocess_speedup_dev_scale": r"\| postprocessing \+ metric, seeds / qa-lab \(same logits, 120 questions, \d+ windows\) \| ([\d.]+)x",
@@ -111,6 +115,10 @@ def test_tiny_benchmark_prints_its_summary_and_writes_the_report(tmp_path, xquad
         assert float(value.group(1)) == pytest.approx(summary[key], abs=0.051), key
     for peer in ("trainer_default", "trainer_best"):  # Trainer trained and was scored: a speed and an F1 of its own
         assert summary[f"{peer}_speedup"] > 0 and summary[f"f1_gap_{peer}"] == pytest.approx(summary["f1_qa_lab"] - summary[f"f1_{peer}"], abs=1e-3)
+    for gap in ("f1_gap_trainer_default", "f1_gap_trainer_best", "f1_gap_reference", "f1_gap_padded"):  # the mean gap, its seeds and its standard error
+        per_seed = np.asarray(summary[f"{gap}_per_seed"])
+        assert len(per_seed) == 2 and summary[gap] == pytest.approx(per_seed.mean(), abs=1e-3)
+        assert summary[f"{gap}_se"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2, abs=1e-3)  # sd / sqrt(2) of two values
 
 
 @pytest.mark.unit
