@@ -47,7 +47,7 @@ from qa_lab.evaluation.logits import predict_logits
 from qa_lab.evaluation.scoring import SpanSearch, score
 from qa_lab.features.batching import Loading, eval_loader, train_loader
 from qa_lab.features.windows import FeatureStats, Windows, WindowSpec, tokenize_windows
-from qa_lab.model.compiling import compiled_graphs, dynamo_plugin
+from qa_lab.model.compiling import compile_backends, compiled_graphs, dynamo_plugin
 from qa_lab.training import optim
 
 log = logging.getLogger("qa_lab.bench.device")
@@ -71,6 +71,8 @@ def device_settings(overrides: list[str], gpu: bool) -> dict[str, Any]:
     unknown = set(settings["precisions"]) - {f"{base}{compiled}" for base in ("fp32", "bf16") for compiled in ("", "+compile")}
     if unknown:
         raise ValueError(f"precisions={settings['precisions']}: {sorted(unknown)} unknown; choose among fp32, bf16, each with or without +compile")
+    if str(settings["compile_backend"]).lower() not in compile_backends():
+        raise ValueError(f"compile_backend={settings['compile_backend']}: not a torch.compile backend; choose among {', '.join(compile_backends())}")
     return settings
 
 

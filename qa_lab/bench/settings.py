@@ -5,6 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.conf import conf_file
+from qa_lab.model.compiling import compile_backends
 
 
 def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
@@ -12,6 +13,10 @@ def bench_settings(quick: bool, overrides: list[str]) -> DictConfig:
     settings = settings_file("default.yaml", overrides, "quick" if quick else None)
     if not settings.seeds or not all(isinstance(seed, int) for seed in settings.seeds):
         raise ValueError(f"seeds={settings.seeds}: give a non-empty list of integers, e.g. seeds=[42,43]")
+    if settings.compile_backend is None:
+        settings.compile_backend = conf_file("trainer", "default.yaml").compile_backend
+    if str(settings.compile_backend).lower() not in compile_backends():  # before the hour of runs that precedes the compile probe
+        raise ValueError(f"compile_backend={settings.compile_backend}: not a torch.compile backend; choose among {', '.join(compile_backends())}")
     return settings
 
 

@@ -4,7 +4,13 @@ with batch widths bucketed by the collator, and a count of the graphs compiled s
 from __future__ import annotations
 
 import torch
-from accelerate.utils import TorchDynamoPlugin
+from accelerate.utils import DynamoBackend, TorchDynamoPlugin
+
+
+def compile_backends() -> list[str]:
+    """The torch.compile backends Accelerate's plugin takes, by the names the settings use: a settings check
+    names them before any work, rather than the plugin refusing one when compiling begins."""
+    return sorted(backend.value.lower() for backend in DynamoBackend if backend is not DynamoBackend.NO)
 
 
 def dynamo_plugin(recompile_limit: int, backend: str = "inductor") -> TorchDynamoPlugin:

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from qa_lab.core.errors import ConfigError, require
+from qa_lab.model.compiling import compile_backends
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OBJECTIVES = ("f1", "exact_match")
@@ -59,8 +60,8 @@ def check_trainer(trainer: DictConfig) -> None:
                 f"takes auto or a whole number >= {least}, got {value!r}", f"e.g. trainer.{key}=auto")
     require(trainer.loader.pin_memory == "auto" or isinstance(trainer.loader.pin_memory, bool), "trainer.loader.pin_memory",
             f"takes auto, true or false, got {trainer.loader.pin_memory!r}", "e.g. trainer.loader.pin_memory=auto")
-    require(isinstance(trainer.compile_backend, str), "trainer.compile_backend", f"takes a torch.compile backend's name, got {trainer.compile_backend!r}",
-            "e.g. trainer.compile_backend=inductor")
+    require(str(trainer.compile_backend).lower() in compile_backends(), "trainer.compile_backend",
+            f"takes a torch.compile backend's name, got {trainer.compile_backend!r}", f"one of {', '.join(compile_backends())}")
     require(isinstance(trainer.compile, bool), "trainer.compile", f"takes true or false, got {trainer.compile!r}", "e.g. trainer.compile=true")
     for key in ("compile_bucket", "compile_recompile_limit"):
         require(isinstance(trainer[key], int) and trainer[key] >= 1, f"trainer.{key}", f"takes a whole number >= 1, got {trainer[key]!r}",

@@ -65,7 +65,8 @@ def test_settings_are_the_defaults_then_quick_then_overrides():
 @pytest.mark.parametrize(
     "override, message",
     [("stepz=3", "expected KEY=VALUE with KEY one of model, "), ("steps", "expected KEY=VALUE"), ("steps=abc", "steps takes int values"),
-     ("quick=1", "expected KEY=VALUE"), ("seeds=42", "seeds takes list values"), ("seeds=[]", "non-empty list of integers")],
+     ("quick=1", "expected KEY=VALUE"), ("seeds=42", "seeds takes list values"), ("seeds=[]", "non-empty list of integers"),
+     ("compile_backend=indcutor", "compile_backend=indcutor: not a torch.compile backend; choose among .*inductor")],
 )
 def test_a_bad_setting_is_refused_before_any_work(override, message):
     with pytest.raises(ValueError, match=message):

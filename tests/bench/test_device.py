@@ -26,7 +26,8 @@ HEAVY = ("hydra", "omegaconf", "datasets", "optuna", "wandb", "plotly", "mlflow"
     [("stepz=3", "expected KEY=VALUE with KEY one of models, "), ("steps", "expected KEY=VALUE"),
      ("precisions=[fp16]", r"\['fp16'\] unknown; choose among fp32, bf16, each with or without \+compile"),
      ("quality_model=large", r"quality_model=large: not one of models \(tiny\)"),
-     ("quality_precisions=[bf16+compile]", "choose among fp32 and bf16")],
+     ("quality_precisions=[bf16+compile]", "choose among fp32 and bf16"),
+     ("compile_backend=indcutor", "compile_backend=indcutor: not a torch.compile backend; choose among .*inductor")],
 )
 def test_a_bad_setting_is_refused(override, message):
     with pytest.raises(ValueError, match=message):

@@ -31,6 +31,7 @@ def test_bad_trainer_values():
     ("trainer.loader.pin_memory=maybe", "trainer.loader.pin_memory: takes auto, true or false, got 'maybe'"),
     ("trainer.compile=yes", "trainer.compile: takes true or false, got 'yes'"),
     ("trainer.compile_bucket=0", "trainer.compile_bucket: takes a whole number >= 1, got 0"),
+    ("trainer.compile_backend=indcutor", "trainer.compile_backend: takes a torch.compile backend's name, got 'indcutor'"),
 ])
 def test_bad_gpu_settings(override, message):
     with pytest.raises(ConfigError, match=message):
