@@ -294,13 +294,11 @@ def every_seed(
     """Every pipeline once per seed, seed after seed (so a drift in the machine's speed touches them all alike):
     qa-lab (and, with padded_control, qa-lab padding every batch to max_length), the seeds' pipeline and
     Trainer with its defaults and its best flags."""
-    per_seed: dict[str, list[dict[str, Any]]] = {"qa_lab": [], "reference": [], "trainer_default": [], "trainer_best": []}
-    if settings.padded_control:
-        per_seed["qa_lab_padded"] = []
+    variants = ("qa_lab", "qa_lab_padded") if settings.padded_control else ("qa_lab",)
+    per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in (*variants, "reference", "trainer_default", "trainer_best")}
     for seed in settings.seeds:
-        for variant in ("qa_lab", "qa_lab_padded"):
-            if variant in per_seed:
-                per_seed[variant].append(run_qa_lab(settings, seed, *files, work, variant))
+        for variant in variants:
+            per_seed[variant].append(run_qa_lab(settings, seed, *files, work, variant))
         per_seed["reference"].append(run_reference(settings, seed, backbone, hub_timeout, train_features, evaluation))
         for name, dynamic in (("trainer_default", False), ("trainer_best", True)):
             per_seed[name].append(run_peer(settings, seed, backbone, hub_timeout, tokenizer, peer_windows[dynamic], evaluation, dynamic, work))
